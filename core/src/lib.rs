@@ -1,0 +1,16 @@
+//! adiff-core: waveform diffusion on candle, a Rust port of audio-diffusion-pytorch 0.0.61.
+//!
+//! Map (one concept a module, see `DESIGN.md`):
+//! - [`error`]: the crate's one error type.
+//! - [`compat`]: the `0.0.61` compatibility switch for the reference's known bugs.
+//! - [`noise`]: every random draw goes through a [`noise::NoiseSource`] (seeded or replayed).
+//! - [`device`]: picks the CPU or a CUDA device.
+
+pub mod compat;
+pub mod device;
+pub mod error;
+pub mod noise;
+
+pub use compat::Compat;
+pub use error::{Error, Result};
+pub use noise::{NoiseSource, ReplayNoise, SeededNoise};

@@ -1,0 +1,13 @@
+//! `adiff`: train diffusion models and run them offline on audio files.
+
+use clap::Parser;
+
+/// Waveform diffusion from the command line.
+#[derive(Parser)]
+#[command(name = "adiff", version, about)]
+struct Cli {}
+
+fn main() -> anyhow::Result<()> {
+    let _cli = Cli::parse();
+    Ok(())
+}
