@@ -9,8 +9,10 @@
 pub mod compat;
 pub mod device;
 pub mod error;
+pub mod net;
 pub mod noise;
 
 pub use compat::Compat;
 pub use error::{Error, Result};
+pub use net::{Net, NetInputs};
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise};
