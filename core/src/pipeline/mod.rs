@@ -1,0 +1,14 @@
+//! Sampling pipelines of `diffusion.py` (audio-diffusion-pytorch 0.0.61): `DiffusionSampler`
+//! (schedule + sampler over an objective's denoiser, final clamp), `DiffusionInpainter`
+//! (RePaint-style), `SpanBySpanComposer` (infinite generation by repeated inpainting), and a
+//! cancellation flag usable as the samplers' per-step callback.
+
+mod cancel;
+mod composer;
+mod inpainter;
+mod sampler;
+
+pub use cancel::{CancelFlag, Progress};
+pub use composer::{sequential_mask, SpanBySpanComposer};
+pub use inpainter::DiffusionInpainter;
+pub use sampler::DiffusionSampler;
