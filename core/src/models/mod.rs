@@ -1,0 +1,2 @@
+pub mod folder;
+pub mod variational;
