@@ -8,10 +8,14 @@
 
 pub mod compat;
 pub mod device;
+pub mod diffusion;
 pub mod error;
 pub mod models;
 pub mod net;
 pub mod noise;
+pub mod pipeline;
+pub mod sampler;
+pub mod schedule;
 
 pub use compat::Compat;
 pub use error::{Error, Result};
