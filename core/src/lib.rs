@@ -12,10 +12,13 @@ pub mod diffusion;
 pub mod error;
 pub mod models;
 pub mod net;
+pub mod nn;
 pub mod noise;
 pub mod pipeline;
 pub mod sampler;
 pub mod schedule;
+pub mod unet;
+pub mod weights;
 
 pub use compat::Compat;
 pub use error::{Error, Result};

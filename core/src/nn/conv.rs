@@ -1,0 +1,238 @@
+//! `nn.Conv1d` and `nn.ConvTranspose1d` with PyTorch's layouts and padding rules.
+//!
+//! Conv1d weight `[out, in, k]`; ConvTranspose1d weight `[in, out, k]`, output length
+//! `(T-1)*stride - 2*padding + k + output_padding` (SPEC §0).
+
+use crate::nn::init::uniform_fan_in;
+use crate::{Error, Result};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+/// `nn.Conv1d(in, out, kernel, stride, padding, bias=True)` (dilation 1, one group).
+#[derive(Debug, Clone)]
+pub struct Conv1d {
+    /// `[out, in, k]`.
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Option<Tensor>,
+    /// Zero padding on both sides, in samples.
+    pub padding: usize,
+    /// Stride, in samples.
+    pub stride: usize,
+}
+
+impl Conv1d {
+    /// Builds the layer under `vb` (`weight`, `bias`) with PyTorch's default initialisation.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let init = uniform_fan_in(in_channels * kernel_size);
+        let weight = vb.get_with_hints((out_channels, in_channels, kernel_size), "weight", init)?;
+        let bias = Some(vb.get_with_hints(out_channels, "bias", init)?);
+        Ok(Self {
+            weight,
+            bias,
+            padding,
+            stride,
+        })
+    }
+
+    /// `(batch, in, length)` -> `(batch, out, length')`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv1d(&self.weight, self.padding, self.stride, 1, 1)?;
+        add_channel_bias(y, self.bias.as_ref())
+    }
+}
+
+/// `nn.ConvTranspose1d(in, out, kernel, stride, padding, output_padding, bias=True)`.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose1d {
+    /// `[in, out, k]` (PyTorch's transposed layout).
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Option<Tensor>,
+    /// Stride, in samples.
+    pub stride: usize,
+    /// Samples cropped on each side of the full output.
+    pub padding: usize,
+    /// Extra samples appended on the right.
+    pub output_padding: usize,
+}
+
+impl ConvTranspose1d {
+    /// Builds the layer under `vb` (`weight`, `bias`). PyTorch's fan-in for this layout is `out * k`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let init = uniform_fan_in(out_channels * kernel_size);
+        let weight = vb.get_with_hints((in_channels, out_channels, kernel_size), "weight", init)?;
+        let bias = Some(vb.get_with_hints(out_channels, "bias", init)?);
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+        })
+    }
+
+    /// `(batch, in, T)` -> `(batch, out, (T-1)*stride - 2*padding + k + output_padding)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        conv_transpose1d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+            self.output_padding,
+        )
+    }
+}
+
+fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => {
+            let c = b.dim(0)?;
+            Ok(y.broadcast_add(&b.reshape((1, c, 1))?)?)
+        }
+        None => Ok(y),
+    }
+}
+
+/// The one transposed 1-d convolution of the crate (PyTorch semantics, weight `[in, out, k]`).
+///
+/// candle 0.11's `conv_transpose1d` has no backward pass, so this runs `conv_transpose2d` (which
+/// has one) on a height-1 view with no padding, then crops `padding` samples on the left and keeps
+/// `(T-1)*stride - 2*padding + k + output_padding` samples (zero-extended on the right when
+/// `output_padding > padding`, as PyTorch does before the bias).
+pub fn conv_transpose1d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    let (_, c_in, t) = x.dims3()?;
+    let (w_in, _, k) = weight.dims3()?;
+    if c_in != w_in {
+        return Err(Error::input(
+            "x",
+            format!("transposed conv expects {w_in} input channels, got {c_in}"),
+        ));
+    }
+    if t == 0 {
+        return Err(Error::input("x", "transposed conv of an empty sequence"));
+    }
+    let full = (t - 1) * stride + k;
+    let out_len = (full + output_padding)
+        .checked_sub(2 * padding)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            Error::input(
+                "x",
+                format!("transposed conv output would be empty (T={t}, k={k}, padding={padding})"),
+            )
+        })?;
+    let y = x
+        .unsqueeze(2)?
+        .conv_transpose2d(&weight.unsqueeze(2)?, 0, 0, stride, 1)?
+        .squeeze(2)?;
+    let available = full - padding.min(full);
+    let y = if out_len <= available {
+        y.narrow(2, padding, out_len)?
+    } else {
+        y.narrow(2, padding, available)?
+            .pad_with_zeros(2, 0, out_len - available)?
+    };
+    add_channel_bias(y, bias)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Direct definition: `y[o, s*i + j - pad] += x[c, i] * w[c, o, j]`.
+    fn reference(
+        x: &[f32],
+        w: &[f32],
+        cin: usize,
+        cout: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        op: usize,
+    ) -> Vec<f32> {
+        let t = x.len() / cin;
+        let n = (t - 1) * s + k + op - 2 * p;
+        let mut y = vec![0f32; cout * n];
+        for c in 0..cin {
+            for i in 0..t {
+                for o in 0..cout {
+                    for j in 0..k {
+                        let pos = (s * i + j) as isize - p as isize;
+                        if pos >= 0 && (pos as usize) < n {
+                            y[o * n + pos as usize] += x[c * t + i] * w[(c * cout + o) * k + j];
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn transposed_conv_matches_the_definition_for_even_and_odd_factors() {
+        let d = Device::Cpu;
+        for (f, cin, cout, t) in [
+            (2usize, 3usize, 2usize, 5usize),
+            (3, 2, 3, 4),
+            (4, 1, 2, 3),
+            (1, 2, 2, 4),
+        ] {
+            let (k, s, p, op) = (2 * f, f, f / 2 + f % 2, f % 2);
+            let x: Vec<f32> = (0..cin * t).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..cin * cout * k)
+                .map(|i| (i as f32 * 0.11 + 0.3).cos())
+                .collect();
+            let xt = Tensor::from_vec(x.clone(), (1, cin, t), &d).unwrap();
+            let wt = Tensor::from_vec(w.clone(), (cin, cout, k), &d).unwrap();
+            let y = conv_transpose1d(&xt, &wt, None, s, p, op).unwrap();
+            assert_eq!(y.dims(), &[1, cout, t * f]);
+            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = reference(&x, &w, cin, cout, k, s, p, op);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "factor {f}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_conv_has_gradients() {
+        let d = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::ones((1, 2, 4), candle_core::DType::F32, &d).unwrap())
+            .unwrap();
+        let w = Var::from_tensor(&Tensor::ones((2, 3, 4), candle_core::DType::F32, &d).unwrap())
+            .unwrap();
+        let y = conv_transpose1d(x.as_tensor(), w.as_tensor(), None, 2, 1, 0).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let gw = grads.get(w.as_tensor()).expect("weight gradient");
+        let gx = grads.get(x.as_tensor()).expect("input gradient");
+        assert_eq!(gw.dims(), &[2, 3, 4]);
+        // Each input sample reaches 3 outputs x 4 taps, minus the taps cropped at the borders.
+        let gx = gx.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(gx, vec![9.0, 12.0, 12.0, 9.0, 9.0, 12.0, 12.0, 9.0]);
+    }
+}

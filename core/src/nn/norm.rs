@@ -1,0 +1,152 @@
+//! `nn.GroupNorm` and `nn.LayerNorm` with PyTorch semantics (biased variance, affine).
+//!
+//! Statistics are always computed in f32 (inputs in f16/bf16 are upcast), a deliberate choice so
+//! that half-precision inference normalises like the reference.
+
+use crate::nn::init::{ONES, ZEROS};
+use crate::{Error, Result};
+use candle_core::{DType, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// `nn.GroupNorm(groups, channels, eps, affine=True)` over `(batch, channels, ...)`.
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    /// `[channels]`, initialised to 1.
+    pub weight: Tensor,
+    /// `[channels]`, initialised to 0.
+    pub bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    /// Builds the layer under `vb` (`weight`, `bias`). `channels` must be divisible by `groups`.
+    pub fn new(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        if groups == 0 || channels % groups != 0 {
+            return Err(Error::config(
+                vb.prefix(),
+                format!("GroupNorm: {channels} channels are not divisible by {groups} groups"),
+            ));
+        }
+        let weight = vb.get_with_hints(channels, "weight", ONES)?;
+        let bias = vb.get_with_hints(channels, "bias", ZEROS)?;
+        Ok(Self {
+            weight,
+            bias,
+            groups,
+            eps,
+        })
+    }
+
+    /// Normalises each group of `channels/groups` consecutive channels over (channel, time).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        if dims.len() < 2 {
+            return Err(Error::input("x", "GroupNorm needs (batch, channels, ...)"));
+        }
+        let (b, c) = (dims[0], dims[1]);
+        let dtype = x.dtype();
+        let xf = x.to_dtype(DType::F32)?.reshape((b, self.groups, ()))?;
+        let mean = xf.mean_keepdim(D::Minus1)?;
+        let centred = xf.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let normed = normed.reshape(dims.as_slice())?.to_dtype(dtype)?;
+        let mut wshape = vec![1usize; dims.len()];
+        wshape[1] = c;
+        let w = self.weight.reshape(wshape.as_slice())?;
+        let bias = self.bias.reshape(wshape.as_slice())?;
+        Ok(normed.broadcast_mul(&w)?.broadcast_add(&bias)?)
+    }
+}
+
+/// `nn.LayerNorm(features, eps)` over the last axis, affine.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// `[features]`, initialised to 1.
+    pub weight: Tensor,
+    /// `[features]`, initialised to 0.
+    pub bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Builds the layer under `vb` (`weight`, `bias`).
+    pub fn new(features: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(features, "weight", ONES)?;
+        let bias = vb.get_with_hints(features, "bias", ZEROS)?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    /// Normalises `(..., features)` over the last axis.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let tracked = x.track_op() || self.weight.track_op() || self.bias.track_op();
+        if !tracked && x.dtype() == DType::F32 && x.is_contiguous() {
+            // Fused kernel (no backward pass): only when no gradient is being recorded.
+            return Ok(candle_nn::ops::layer_norm(
+                x,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            )?);
+        }
+        let dtype = x.dtype();
+        let xf = x.to_dtype(DType::F32)?;
+        let mean = xf.mean_keepdim(D::Minus1)?;
+        let centred = xf.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
+        Ok(normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn group_norm_uses_biased_variance_per_group() {
+        let d = Device::Cpu;
+        let vb = VarBuilder::zeros(DType::F32, &d);
+        let mut gn = GroupNorm::new(2, 4, 0.0, vb).unwrap();
+        gn.weight = Tensor::ones(4, DType::F32, &d).unwrap();
+        // Group 0 = channels 0,1 = [0, 2, 4, 6] -> mean 3, var 5.
+        let x = Tensor::new(&[[[0f32, 2.0], [4.0, 6.0], [1.0, 1.0], [1.0, 3.0]]], &d).unwrap();
+        let y = gn
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let s = 5f32.sqrt();
+        assert!((y[0] + 3.0 / s).abs() < 1e-6 && (y[3] - 3.0 / s).abs() < 1e-6);
+        assert!(GroupNorm::new(3, 4, 1e-5, VarBuilder::zeros(DType::F32, &d)).is_err());
+    }
+
+    #[test]
+    fn layer_norm_fused_and_composite_agree() {
+        let d = Device::Cpu;
+        let ln = LayerNorm {
+            weight: Tensor::new(&[1f32, 2.0, 0.5], &d).unwrap(),
+            bias: Tensor::new(&[0f32, 0.1, -0.1], &d).unwrap(),
+            eps: 1e-5,
+        };
+        let x = Tensor::new(&[[1f32, 2.0, 4.0], [-1.0, 0.0, 3.0]], &d).unwrap();
+        let fused = ln.forward(&x).unwrap();
+        let var = candle_core::Var::from_tensor(&x).unwrap();
+        let composite = ln.forward(var.as_tensor()).unwrap();
+        let diff = (fused - composite)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+}
