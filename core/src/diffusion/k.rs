@@ -2,7 +2,7 @@
 //! preconditioning, with clipping or dynamic thresholding of the estimate.
 
 use super::{clip, map_host, per_batch, Diffusion, Distribution};
-use crate::{Net, NetInputs, NoiseSource, Result};
+use crate::{Error, Net, NetInputs, NoiseSource, Result};
 use candle_core::Tensor;
 
 /// `KDiffusion(net, sigma_distribution, sigma_data, dynamic_threshold=0.0)`.
@@ -108,7 +108,13 @@ impl<N: Net> Diffusion for KDiffusion<N> {
             .sample(x.dim(0)?, x.device(), noise)?
             .to_dtype(x.dtype())?;
         let eps = match given_noise {
-            Some(e) => e.clone(),
+            Some(e) if e.dims() == x.dims() => e.to_dtype(x.dtype())?,
+            Some(e) => {
+                return Err(Error::input(
+                    "noise",
+                    format!("shape {:?} differs from x {:?}", e.dims(), x.dims()),
+                ));
+            }
             None => noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?,
         };
         // 2. Denoise x_σ = x + σ ε (clipped, as the reference does in the loss too).

@@ -5,7 +5,7 @@
 //! `c_in·x_σ = α·x₀ + β·ε` and the time `t = φ·2/π`, and predicts `v = α·ε − β·x₀`.
 
 use super::{map_host, per_batch, to_batch, Diffusion, Distribution};
-use crate::{Compat, Net, NetInputs, NoiseSource, Result};
+use crate::{Compat, Error, Net, NetInputs, NoiseSource, Result};
 use candle_core::Tensor;
 
 /// `VDiffusion(net, sigma_distribution)`.
@@ -93,7 +93,13 @@ impl<N: Net> Diffusion for VDiffusion<N> {
             .sample(x.dim(0)?, x.device(), noise)?
             .to_dtype(x.dtype())?;
         let eps = match given_noise {
-            Some(e) => e.clone(),
+            Some(e) if e.dims() == x.dims() => e.to_dtype(x.dtype())?,
+            Some(e) => {
+                return Err(Error::input(
+                    "noise",
+                    format!("shape {:?} differs from x {:?}", e.dims(), x.dims()),
+                ));
+            }
             None => noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?,
         };
         // 2. x_σ = x + σ ε and the network's v prediction.

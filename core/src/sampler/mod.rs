@@ -170,10 +170,11 @@ mod tests {
         ];
         for (s, sn, up, down) in rows {
             let (u, d) = ancestral_sigmas(s, sn);
-            // The table was computed in float32, where σ_down = √(σ_next² − σ_up²) loses ~5 digits
-            // to cancellation; σ_up is well conditioned.
+            // The table was computed in float32, where σ_down² = σ_next² − σ_up² cancels: its
+            // absolute error is ~ε_f32·σ_next², relative up to ~1e-4 on the last row. σ_up is well
+            // conditioned; the exact identity below checks σ_down tightly.
             assert!(
-                (u - up).abs() < 1e-6 * up && (d - down).abs() < 1e-5 * down,
+                (u - up).abs() < 1e-6 * up && (d - down).abs() < 1e-4 * down,
                 "{u} {d}"
             );
             // σ_down = σ_next²/σ exactly.
