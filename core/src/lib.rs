@@ -6,6 +6,7 @@
 //! - [`noise`]: every random draw goes through a [`noise::NoiseSource`] (seeded or replayed).
 //! - [`device`]: picks the CPU or a CUDA device.
 
+pub mod audio;
 pub mod compat;
 pub mod device;
 pub mod diffusion;

@@ -1,3 +1,4 @@
+pub mod embedding;
 pub mod folder;
 pub mod variational;
 
