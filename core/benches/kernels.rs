@@ -1,0 +1,70 @@
+//! Kernel benchmarks: the fast `adiff_core::ops` kernels against candle's stock ops on the UNet's
+//! shapes. Throughput is reported in FLOPs (2 per multiply-accumulate), so criterion's "elem/s"
+//! reads as FLOP/s. Run: `cargo bench -p adiff-core --bench kernels [-- <filter>]`.
+
+use adiff_core::ops;
+use candle_core::{Device, Result, Tensor};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+
+fn rand(shape: &[usize], scale: f32) -> Result<Tensor> {
+    Tensor::rand(-scale, scale, shape, &Device::Cpu)
+}
+
+/// (name, ci, t, co, k, stride, padding): UNet1d convolutions at 2^18 samples (default config).
+const CONVS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("k3_c128_t16384", 128, 16384, 128, 3, 1, 1),
+    ("k3_c16_t65536", 16, 65536, 16, 3, 1, 1),
+    ("k3_c256_t4096", 256, 4096, 256, 3, 1, 1),
+    ("k3_c1024to512_t256", 1024, 256, 512, 3, 1, 1),
+    ("k3_c512_t32", 512, 32, 512, 3, 1, 1),
+    ("k9s4_c128to256_t16384", 128, 16384, 256, 9, 4, 4),
+    ("k1_c512_t1024", 512, 1024, 512, 1, 1, 0),
+];
+
+/// (name, ci, t, co, k, stride, padding): UNet1d upsampling transposed convolutions.
+const CONVTS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("k8s4_c256to128_t4096", 256, 4096, 128, 8, 4, 2),
+    ("k8s4_c512to256_t1024", 512, 1024, 256, 8, 4, 2),
+    ("k4s2_c512_t64", 512, 64, 512, 4, 2, 1),
+];
+
+fn bench_conv1d(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv1d");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(name, ci, t, co, k, s, p) in CONVS {
+        let x = rand(&[1, ci, t], 1.0).expect("input");
+        let w = rand(&[co, ci, k], 0.1).expect("weight");
+        let b = rand(&[co], 0.1).expect("bias");
+        let t_out = (t + 2 * p - k) / s + 1;
+        g.throughput(Throughput::Elements((2 * co * ci * k * t_out) as u64));
+        g.bench_function(BenchmarkId::new("adiff", name), |bn| {
+            bn.iter(|| ops::conv1d(&x, &w, Some(&b), s, p).expect("conv1d"))
+        });
+        g.bench_function(BenchmarkId::new("candle", name), |bn| {
+            bn.iter(|| ops::conv1d_stock(&x, &w, Some(&b), s, p).expect("conv1d"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_conv_transpose1d(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv_transpose1d");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(name, ci, t, co, k, s, p) in CONVTS {
+        let x = rand(&[1, ci, t], 1.0).expect("input");
+        let w = rand(&[ci, co, k], 0.1).expect("weight");
+        let b = rand(&[co], 0.1).expect("bias");
+        g.throughput(Throughput::Elements((2 * co * ci * k * t) as u64));
+        g.bench_function(BenchmarkId::new("adiff", name), |bn| {
+            bn.iter(|| ops::conv_transpose1d(&x, &w, Some(&b), s, p, 0).expect("convt"))
+        });
+        g.bench_function(BenchmarkId::new("candle", name), |bn| {
+            bn.iter(|| ops::conv_transpose1d_stock(&x, &w, Some(&b), s, p, 0).expect("convt"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_conv1d, bench_conv_transpose1d);
+criterion_main!(benches);

@@ -1,0 +1,177 @@
+//! Fast CPU `Conv1d` (PyTorch `nn.Conv1d`, groups 1, dilation 1) as a candle custom op, with backward.
+//!
+//! The input is split into `stride` phases (`ph[c, r, m] = x_padded[c, m·stride + r]`), which turns
+//! the strided convolution into a stride-1 one over `ci·stride` rows whose taps are read in place by
+//! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
+
+use super::conv_kernel::{phase_split, round_up, run, TapConv, W_MAX};
+use super::isa::Isa;
+use super::{f32_slice, fast_path_ok};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// `conv1d(x [b, ci, t], w [co, ci, k], bias [co]?)` with symmetric zero `padding`: returns
+/// `[b, co, (t + 2·padding - k) / stride + 1]`. Uses the fast kernel for f32 CPU tensors (best
+/// [`Isa`] of this CPU) and candle's stock op otherwise. Differentiable.
+pub fn conv1d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    conv1d_with(x, w, bias, stride, padding, Isa::detect())
+}
+
+/// [`conv1d`] with an explicit instruction set (tests use it to run the portable fallback).
+pub fn conv1d_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    isa: Isa,
+) -> Result<Tensor> {
+    if !fast_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
+        return conv1d_stock(x, w, bias, stride, padding);
+    }
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
+    };
+    let op = Conv1dOp {
+        stride,
+        padding,
+        isa,
+    };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)
+}
+
+/// The stock candle composite the fast op replaces: `x.conv1d(w) + bias`.
+pub fn conv1d_stock(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let y = x.conv1d(w, padding, stride, 1, 1)?;
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1))?),
+        None => Ok(y),
+    }
+}
+
+struct Conv1dOp {
+    stride: usize,
+    padding: usize,
+    isa: Isa,
+}
+
+impl CustomOp3 for Conv1dOp {
+    fn name(&self) -> &'static str {
+        "adiff-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, bias) = (f32_slice(xs, xl)?, f32_slice(ws, wl)?, f32_slice(bs, bl)?);
+        let (b, ci, t) = xl.shape().dims3()?;
+        let (co, ci_w, k) = wl.shape().dims3()?;
+        let (s, p) = (self.stride, self.padding);
+        if ci != ci_w || bias.len() != co || k == 0 || t + 2 * p < k {
+            bail!(
+                "adiff conv1d: input {:?}, weight {:?}, bias {:?}, padding {p} do not fit",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let t_out = (t + 2 * p - k) / s + 1;
+        let q = k.div_ceil(s);
+        let m = round_up(t_out, W_MAX) + q - 1;
+        let ph = phase_split(x, (b, ci, t), s, p, m);
+        // Taps in (input channel, phase, shift) order; tap (c, r, qq) is kernel index qq·s + r.
+        let mut offsets = Vec::with_capacity(ci * k);
+        let mut kidx = Vec::with_capacity(ci * k);
+        for c in 0..ci {
+            for r in 0..s {
+                for qq in 0..q {
+                    if qq * s + r < k {
+                        offsets.push((c * s + r) * m + qq);
+                        kidx.push(c * k + qq * s + r);
+                    }
+                }
+            }
+        }
+        let ntaps = offsets.len();
+        // With stride 1 the taps are in the weight's own (c, k) order: read it in place.
+        let wt_owned;
+        let wt: &[f32] = if s == 1 {
+            w
+        } else {
+            let mut v = vec![0f32; co * ntaps];
+            for o in 0..co {
+                for (j, &ki) in kidx.iter().enumerate() {
+                    v[o * ntaps + j] = w[o * ci * k + ki];
+                }
+            }
+            wt_owned = v;
+            &wt_owned
+        };
+        let conv = TapConv {
+            batch: b,
+            x: &ph,
+            x_len: ci * s * m,
+            offsets: &offsets,
+            w: wt,
+            bias,
+            out: co,
+            t_out,
+        };
+        let y = run(&conv, self.isa)?;
+        Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (s, p) = (self.stride, self.padding);
+        let t = x.dim(2)?;
+        let k = w.dim(2)?;
+        let t_out = grad.dim(2)?;
+        // Transposed-convolution length of the gradient; output_padding restores t exactly.
+        let back = ((t_out - 1) * s + k) as isize - 2 * p as isize;
+        if back < 0 || back as usize > t {
+            bail!("adiff conv1d backward: cannot map length {t_out} back to {t}");
+        }
+        let gx = super::conv_transpose1d::conv_transpose1d_with(
+            grad,
+            w,
+            None,
+            s,
+            p,
+            t - back as usize,
+            self.isa,
+        )?;
+        // dL/dw[o, c, j] = Σ_b Σ_t grad[b, o, t] · x_padded[b, c, t·s + j] (stock candle conv).
+        let gw = x
+            .transpose(0, 1)?
+            .conv1d(&grad.transpose(0, 1)?, p, 1, s, 1)?
+            .transpose(0, 1)?
+            .narrow(2, 0, k)?;
+        let gb = grad.sum((0, 2))?;
+        Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}

@@ -1,0 +1,366 @@
+//! Register-blocked direct convolution in "tap list" form, with AVX-512, AVX2+FMA and portable
+//! micro-kernels and a cache-blocked parallel driver (no im2col: inputs are read in place).
+//!
+//! Every convolution in [`crate::ops`] is reduced to one computation:
+//! `y[b, o, t] = bias[o] + Σ_j w[o, j] · x[b][off[j] + t]` for `t < t_out`,
+//! where `x[b]` is one flat buffer per batch item (padded rows laid end to end) and `off[j]` is where
+//! tap `j` (an input row and a shift) starts. A strided convolution becomes this form after a
+//! polyphase split of its input, a transposed one after splitting its output into phases.
+//!
+//! A micro-kernel keeps an `NR x W` block of outputs (output rows x time) in registers and streams
+//! the taps: per tap it loads `W` input samples once and broadcasts `NR` weights, read in place
+//! from the `[out][taps]` weight matrix (no packing pass). The driver walks tap chunks of about
+//! 16 KiB of weights (kept in L1) and time ranges of 256 samples, and spreads (batch, row block,
+//! time range) tasks over candle's CPU thread pool.
+#![allow(unsafe_code)]
+
+use super::isa::Isa;
+use candle_core::{bail, Result};
+
+/// The widest output tile of any micro-kernel. Callers size every input row so that reads up to
+/// `round_up(t_out, W_MAX) + max shift` stay inside the buffer.
+pub(crate) const W_MAX: usize = 32;
+
+/// Bytes of weights one tap chunk may hold (sized to stay in a 32 KiB L1 beside the inputs).
+const WEIGHT_CHUNK_BYTES: usize = 16 * 1024;
+/// Output samples per task along time.
+const TIME_RANGE: usize = 256;
+
+/// One convolution in tap-list form (see the module docs).
+pub(crate) struct TapConv<'a> {
+    /// Batch items.
+    pub batch: usize,
+    /// Inputs, `batch * x_len` values.
+    pub x: &'a [f32],
+    /// Length of one batch item's input buffer.
+    pub x_len: usize,
+    /// Start of each tap inside a batch item's buffer.
+    pub offsets: &'a [usize],
+    /// Weights `[out][taps]`, row-major.
+    pub w: &'a [f32],
+    /// Bias `[out]`.
+    pub bias: &'a [f32],
+    /// Output rows.
+    pub out: usize,
+    /// Output samples per row.
+    pub t_out: usize,
+}
+
+pub(crate) fn round_up(n: usize, m: usize) -> usize {
+    n.div_ceil(m) * m
+}
+
+/// A micro-kernel: accumulates `NR` rows x `W` samples of output over `taps`, reading the weight of
+/// row `r`, tap `i` at `w[r * ldw + i]`. `bias` non-null: start from `bias[0..NR]`; null: start
+/// from the values already in `y` (row stride `ldy`).
+type Micro = unsafe fn(&[usize], *const f32, *const f32, usize, *mut f32, usize, *const f32);
+
+struct Spec {
+    nr: usize,
+    w: usize,
+    micro: Micro,
+}
+
+fn spec(isa: Isa) -> Spec {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Spec {
+            nr: 8,
+            w: 32,
+            micro: micro_avx512::<8>,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Spec {
+            nr: 6,
+            w: 16,
+            micro: micro_avx2::<6>,
+        },
+        _ => Spec {
+            nr: 4,
+            w: 16,
+            micro: micro_portable::<4>,
+        },
+    }
+}
+
+/// A raw pointer shared by the tasks of a parallel section, each of which writes a disjoint part.
+#[derive(Clone, Copy)]
+struct SharedPtr(*mut f32);
+// SAFETY: tasks write pairwise-disjoint parts of one buffer that outlives the parallel section; no
+// element is read by one task while another writes it.
+unsafe impl Send for SharedPtr {}
+unsafe impl Sync for SharedPtr {}
+
+/// Splits `x [batch, ci, t]` into `[batch][ci][stride][m]` with
+/// `ph[b, c, r, i] = x[b, c, i·stride + r - pad_left]` (zero outside `0..t`), rows in parallel.
+pub(crate) fn phase_split(
+    x: &[f32],
+    (batch, ci, t): (usize, usize, usize),
+    stride: usize,
+    pad_left: usize,
+    m: usize,
+) -> Vec<f32> {
+    let rows = batch * ci * stride;
+    let mut ph: Vec<f32> = Vec::with_capacity(rows * m);
+    let out = SharedPtr(ph.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        let out = out;
+        for row in range {
+            // SAFETY: row `row` owns ph[row * m .. (row + 1) * m], inside the capacity, and writes
+            // every element of it (before `set_len` below); f32 has no invalid bit patterns.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(row * m), m) };
+            let r = row % stride;
+            let src = &x[(row / stride) * t..][..t];
+            if stride == 1 {
+                let i0 = pad_left.min(m);
+                let n = t.min(m - i0);
+                dst[..i0].fill(0.0);
+                dst[i0..i0 + n].copy_from_slice(&src[..n]);
+                dst[i0 + n..].fill(0.0);
+                continue;
+            }
+            for (i, d) in dst.iter_mut().enumerate() {
+                let idx = i * stride + r;
+                *d = if idx >= pad_left && idx - pad_left < t {
+                    src[idx - pad_left]
+                } else {
+                    0.0
+                };
+            }
+        }
+    });
+    // SAFETY: all rows * m elements were written above.
+    unsafe { ph.set_len(rows * m) };
+    ph
+}
+
+/// Runs `conv` with the micro-kernel of `isa`; returns `y` as `[batch][out][t_out]`.
+pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
+    if !isa.is_supported() {
+        bail!("adiff ops: this CPU cannot run {isa:?} kernels");
+    }
+    let ntaps = conv.offsets.len();
+    let max_off = conv.offsets.iter().copied().max().unwrap_or(0);
+    if conv.x.len() != conv.batch * conv.x_len
+        || conv.w.len() != conv.out * ntaps
+        || conv.bias.len() != conv.out
+        || max_off + round_up(conv.t_out, W_MAX) > conv.x_len
+    {
+        bail!("adiff ops: inconsistent tap-list convolution geometry");
+    }
+    let Spec { nr, w: wd, micro } = spec(isa);
+    let out_pad = round_up(conv.out, nr);
+    let t_pad = round_up(conv.t_out, wd);
+    let n_cb = out_pad / nr;
+    // Weights are read in place ([out][taps]); only a ragged last row block needs a padded copy.
+    let w_padded;
+    let w: &[f32] = if out_pad == conv.out {
+        conv.w
+    } else {
+        let mut v = conv.w.to_vec();
+        v.resize(out_pad * ntaps, 0.0);
+        w_padded = v;
+        &w_padded
+    };
+    let mut bias = vec![0f32; out_pad];
+    bias[..conv.out].copy_from_slice(conv.bias);
+    let n_y = conv.batch * out_pad * t_pad;
+    if ntaps == 0 {
+        let mut y = vec![0f32; n_y];
+        for (row, chunk) in y.chunks_mut(t_pad).enumerate() {
+            chunk.fill(bias[row % out_pad]);
+        }
+        return Ok(compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad));
+    }
+
+    let tap_chunk = (WEIGHT_CHUNK_BYTES / (nr * 4)).max(1);
+    let t_range = round_up(TIME_RANGE, wd).min(t_pad);
+    let n_tr = t_pad.div_ceil(t_range);
+    let n_tasks = conv.batch * n_cb * n_tr;
+    let mut y: Vec<f32> = Vec::with_capacity(n_y);
+    let yp = SharedPtr(y.as_mut_ptr());
+    let (x, offsets, x_len) = (conv.x, conv.offsets, conv.x_len);
+    let bias = &bias;
+    candle_core::utils::barrier_pool().execute_chunked(n_tasks, |range| {
+        let yp = yp;
+        for task in range {
+            let tr = task % n_tr;
+            let cb = (task / n_tr) % n_cb;
+            let b = task / (n_tr * n_cb);
+            let (t0, t1) = (tr * t_range, ((tr + 1) * t_range).min(t_pad));
+            for c0 in (0..ntaps).step_by(tap_chunk) {
+                let c1 = (c0 + tap_chunk).min(ntaps);
+                let taps = &offsets[c0..c1];
+                // SAFETY: all pointers stay in bounds: `run` checked max offset + padded tile width
+                // <= x_len, `w` holds out_pad * ntaps values, and `y` has capacity out_pad * t_pad
+                // per batch item with t < t_pad and rows cb * nr .. cb * nr + nr <= out_pad. This
+                // task alone writes its (b, cb, time range) tile; the first tap chunk writes every
+                // element of it (bias start) before later chunks read it back.
+                // `isa.is_supported()` was checked above.
+                unsafe {
+                    let xb = x.as_ptr().add(b * x_len);
+                    let wc = w.as_ptr().add(cb * nr * ntaps + c0);
+                    let yb = yp.0.add((b * out_pad + cb * nr) * t_pad);
+                    let bp = if c0 == 0 {
+                        bias.as_ptr().add(cb * nr)
+                    } else {
+                        std::ptr::null()
+                    };
+                    let mut t = t0;
+                    while t < t1 {
+                        micro(taps, xb.add(t), wc, ntaps, yb.add(t), t_pad, bp);
+                        t += wd;
+                    }
+                }
+            }
+        }
+    });
+    // SAFETY: the tasks cover every (batch, row block, time tile), so all n_y values were written.
+    unsafe { y.set_len(n_y) };
+    Ok(compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad))
+}
+
+/// Drops the padding rows and columns of `[batch][out_pad][t_pad]`.
+fn compact(
+    y: Vec<f32>,
+    batch: usize,
+    out: usize,
+    out_pad: usize,
+    t: usize,
+    t_pad: usize,
+) -> Vec<f32> {
+    if out == out_pad && t == t_pad {
+        return y;
+    }
+    let mut res = Vec::with_capacity(batch * out * t);
+    for b in 0..batch {
+        for o in 0..out {
+            let s = (b * out_pad + o) * t_pad;
+            res.extend_from_slice(&y[s..s + t]);
+        }
+    }
+    res
+}
+
+/// Portable micro-kernel: `NR` rows x 16 samples, plain Rust (auto-vectorised for the target).
+///
+/// # Safety
+/// `x + off + 16` for every tap, `w + (NR - 1) * ldw + taps.len()`, the `NR` x 16 tile at `y`
+/// (row stride `ldy`) and `bias + NR` (when non-null) must be in bounds.
+unsafe fn micro_portable<const NR: usize>(
+    taps: &[usize],
+    x: *const f32,
+    w: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+    bias: *const f32,
+) {
+    const W: usize = 16;
+    let mut acc = [[0f32; W]; NR];
+    for (r, row) in acc.iter_mut().enumerate() {
+        if bias.is_null() {
+            row.copy_from_slice(std::slice::from_raw_parts(y.add(r * ldy), W));
+        } else {
+            row.fill(*bias.add(r));
+        }
+    }
+    for (i, &off) in taps.iter().enumerate() {
+        let xs = &*(x.add(off) as *const [f32; W]);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let wr = *w.add(r * ldw + i);
+            for v in 0..W {
+                row[v] += wr * xs[v];
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        std::slice::from_raw_parts_mut(y.add(r * ldy), W).copy_from_slice(row);
+    }
+}
+
+/// AVX-512 micro-kernel: `NR` rows x 32 samples (`2·NR` zmm accumulators).
+///
+/// # Safety
+/// The CPU must support AVX-512F; bounds as for [`micro_portable`] with 32 samples.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_avx512<const NR: usize>(
+    taps: &[usize],
+    x: *const f32,
+    w: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+    bias: *const f32,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; NR];
+    for (r, a) in acc.iter_mut().enumerate() {
+        if bias.is_null() {
+            a[0] = _mm512_loadu_ps(y.add(r * ldy));
+            a[1] = _mm512_loadu_ps(y.add(r * ldy + 16));
+        } else {
+            let b = _mm512_set1_ps(*bias.add(r));
+            *a = [b, b];
+        }
+    }
+    for (i, &off) in taps.iter().enumerate() {
+        let xp = x.add(off);
+        let x0 = _mm512_loadu_ps(xp);
+        let x1 = _mm512_loadu_ps(xp.add(16));
+        let wp = w.add(i);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wr = _mm512_set1_ps(*wp.add(r * ldw));
+            a[0] = _mm512_fmadd_ps(wr, x0, a[0]);
+            a[1] = _mm512_fmadd_ps(wr, x1, a[1]);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(y.add(r * ldy), a[0]);
+        _mm512_storeu_ps(y.add(r * ldy + 16), a[1]);
+    }
+}
+
+/// AVX2+FMA micro-kernel: `NR` rows x 16 samples (`2·NR` ymm accumulators).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; bounds as for [`micro_portable`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_avx2<const NR: usize>(
+    taps: &[usize],
+    x: *const f32,
+    w: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+    bias: *const f32,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; NR];
+    for (r, a) in acc.iter_mut().enumerate() {
+        if bias.is_null() {
+            a[0] = _mm256_loadu_ps(y.add(r * ldy));
+            a[1] = _mm256_loadu_ps(y.add(r * ldy + 8));
+        } else {
+            let b = _mm256_set1_ps(*bias.add(r));
+            *a = [b, b];
+        }
+    }
+    for (i, &off) in taps.iter().enumerate() {
+        let xp = x.add(off);
+        let x0 = _mm256_loadu_ps(xp);
+        let x1 = _mm256_loadu_ps(xp.add(8));
+        let wp = w.add(i);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wr = _mm256_broadcast_ss(&*wp.add(r * ldw));
+            a[0] = _mm256_fmadd_ps(wr, x0, a[0]);
+            a[1] = _mm256_fmadd_ps(wr, x1, a[1]);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm256_storeu_ps(y.add(r * ldy), a[0]);
+        _mm256_storeu_ps(y.add(r * ldy + 8), a[1]);
+    }
+}

@@ -1,0 +1,177 @@
+//! Tests of the fast convolutions against candle's stock ops on random inputs, for every
+//! instruction set this CPU can run (always including the portable fallback).
+//!
+//! Tolerance: inputs are uniform in [-1, 1] and weights uniform in [-1, 1]/sqrt(ci·k), so outputs are
+//! O(1); the kernels only reorder f32 sums, so we require max |ours - stock| <= 2e-5·(1 + max|stock|).
+
+use super::{conv1d_stock, conv1d_with, conv_transpose1d_stock, conv_transpose1d_with, Isa};
+use candle_core::{Device, Result, Tensor, Var};
+
+/// A deterministic uniform [-scale, scale] tensor (xorshift; no global RNG).
+pub(crate) fn rand_tensor(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+}
+
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<(f32, f32)> {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let mag = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    Ok((diff, mag))
+}
+
+fn check(name: &str, ours: &Tensor, stock: &Tensor, rel: f32) -> Result<()> {
+    let (diff, mag) = max_abs_diff(ours, stock)?;
+    assert!(
+        diff <= rel * (1.0 + mag),
+        "{name}: max |ours - stock| = {diff:e} (max |stock| = {mag}) exceeds {rel:e}·(1 + max)"
+    );
+    Ok(())
+}
+
+/// (batch, ci, t, co, k, stride, padding)
+const CONV_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+    (1, 1, 17, 8, 3, 1, 1),
+    (2, 3, 31, 5, 3, 1, 1),
+    (1, 8, 100, 13, 9, 4, 4),
+    (2, 16, 64, 32, 5, 2, 2),
+    (1, 7, 33, 3, 1, 1, 0),
+    (3, 5, 50, 7, 4, 3, 0),
+    (1, 20, 45, 25, 7, 2, 5),
+    (1, 64, 257, 40, 3, 1, 1),
+    (1, 300, 40, 13, 3, 1, 1),
+    (2, 4, 10, 4, 2, 5, 0),
+    (1, 2, 3, 2, 3, 1, 0),
+];
+
+#[test]
+fn conv1d_matches_stock_on_many_shapes() -> Result<()> {
+    for isa in Isa::runnable() {
+        for (i, &(b, ci, t, co, k, s, p)) in CONV_CASES.iter().enumerate() {
+            let x = rand_tensor(&[b, ci, t], 1 + i as u64, 1.0)?;
+            let w = rand_tensor(&[co, ci, k], 100 + i as u64, 1.0 / ((ci * k) as f32).sqrt())?;
+            let bias = rand_tensor(&[co], 200 + i as u64, 0.5)?;
+            let ours = conv1d_with(&x, &w, Some(&bias), s, p, isa)?;
+            let stock = conv1d_stock(&x, &w, Some(&bias), s, p)?;
+            check(&format!("{isa:?} conv1d case {i}"), &ours, &stock, 2e-5)?;
+            let ours = conv1d_with(&x, &w, None, s, p, isa)?;
+            let stock = conv1d_stock(&x, &w, None, s, p)?;
+            check(
+                &format!("{isa:?} conv1d no-bias case {i}"),
+                &ours,
+                &stock,
+                2e-5,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv1d_reads_strided_views() -> Result<()> {
+    // A transposed (non-contiguous) input must give the same result as its contiguous copy.
+    let x = rand_tensor(&[1, 40, 6], 7, 1.0)?.transpose(1, 2)?;
+    let w = rand_tensor(&[4, 6, 3], 8, 0.3)?;
+    for isa in Isa::runnable() {
+        let ours = conv1d_with(&x, &w, None, 1, 1, isa)?;
+        let stock = conv1d_stock(&x.contiguous()?, &w, None, 1, 1)?;
+        check(&format!("{isa:?} strided view"), &ours, &stock, 2e-5)?;
+    }
+    Ok(())
+}
+
+/// (batch, ci, t, co, k, stride, padding, output_padding)
+const CONVT_CASES: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+    (1, 8, 16, 8, 4, 2, 1, 0),
+    (2, 16, 33, 8, 8, 4, 2, 0),
+    (1, 6, 11, 5, 6, 3, 2, 1),
+    (1, 3, 7, 5, 3, 1, 1, 0),
+    (2, 6, 9, 4, 5, 2, 0, 1),
+    (1, 5, 13, 7, 3, 4, 0, 2),
+    (1, 32, 300, 24, 8, 4, 2, 0),
+    (1, 1, 1, 1, 1, 1, 0, 0),
+];
+
+#[test]
+fn conv_transpose1d_matches_stock_on_many_shapes() -> Result<()> {
+    for isa in Isa::runnable() {
+        for (i, &(b, ci, t, co, k, s, p, op)) in CONVT_CASES.iter().enumerate() {
+            let x = rand_tensor(&[b, ci, t], 300 + i as u64, 1.0)?;
+            let w = rand_tensor(&[ci, co, k], 400 + i as u64, 1.0 / ((ci * k) as f32).sqrt())?;
+            let bias = rand_tensor(&[co], 500 + i as u64, 0.5)?;
+            let ours = conv_transpose1d_with(&x, &w, Some(&bias), s, p, op, isa)?;
+            let stock = conv_transpose1d_stock(&x, &w, Some(&bias), s, p, op)?;
+            check(
+                &format!("{isa:?} conv_transpose1d case {i}"),
+                &ours,
+                &stock,
+                2e-5,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv1d_gradients_match_stock_autograd() -> Result<()> {
+    for isa in Isa::runnable() {
+        for (i, &(b, ci, t, co, k, s, p)) in CONV_CASES.iter().enumerate().take(7) {
+            let x = Var::from_tensor(&rand_tensor(&[b, ci, t], 600 + i as u64, 1.0)?)?;
+            let w = Var::from_tensor(&rand_tensor(&[co, ci, k], 700 + i as u64, 0.3)?)?;
+            let bias = Var::from_tensor(&rand_tensor(&[co], 800 + i as u64, 0.5)?)?;
+            let y_ref = conv1d_stock(&x, &w, Some(&bias), s, p)?;
+            let g = rand_tensor(y_ref.dims(), 900 + i as u64, 1.0)?;
+            let grads_ref = (y_ref * &g)?.sum_all()?.backward()?;
+            let y = conv1d_with(&x, &w, Some(&bias), s, p, isa)?;
+            let grads = (y * &g)?.sum_all()?.backward()?;
+            for (name, v) in [("x", &x), ("w", &w), ("bias", &bias)] {
+                let ours = grads.get(v).expect("gradient of the fast op");
+                let stock = grads_ref.get(v).expect("gradient of the stock op");
+                check(
+                    &format!("{isa:?} conv1d grad {name} case {i}"),
+                    ours,
+                    stock,
+                    5e-5,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv_transpose1d_gradients_match_adjoint_of_stock_conv1d() -> Result<()> {
+    // <conv_transpose1d(x, w), g> = <x, conv1d(g, w)>, and stock conv1d is differentiable, so the
+    // gradients of the right-hand side (computed by candle) are the reference.
+    for isa in Isa::runnable() {
+        for (i, &(b, ci, t, co, k, s, p, op)) in CONVT_CASES.iter().enumerate().take(6) {
+            let x = Var::from_tensor(&rand_tensor(&[b, ci, t], 1000 + i as u64, 1.0)?)?;
+            let w = Var::from_tensor(&rand_tensor(&[ci, co, k], 1100 + i as u64, 0.3)?)?;
+            let y = conv_transpose1d_with(&x, &w, None, s, p, op, isa)?;
+            let g = rand_tensor(y.dims(), 1200 + i as u64, 1.0)?;
+            let grads = (y * &g)?.sum_all()?.backward()?;
+            let adj = conv1d_stock(&g, &w, None, s, p)?;
+            let grads_ref = (adj * x.as_tensor())?.sum_all()?.backward()?;
+            for (name, v) in [("x", &x), ("w", &w)] {
+                let ours = grads.get(v).expect("gradient of the fast op");
+                let stock = grads_ref.get(v).expect("gradient of the adjoint");
+                check(
+                    &format!("{isa:?} conv_transpose1d grad {name} case {i}"),
+                    ours,
+                    stock,
+                    5e-5,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

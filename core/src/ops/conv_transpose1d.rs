@@ -1,0 +1,188 @@
+//! Fast CPU `ConvTranspose1d` (PyTorch `nn.ConvTranspose1d`, groups 1, dilation 1) as a candle
+//! custom op, with backward (candle 0.11's stock transposed convolution has none).
+//!
+//! Output phase `r` of a stride-`s` transposed convolution is a stride-1 correlation of the input
+//! with the taps `k ≡ r (mod s)`, reversed: with `Q = ceil(k/s)` and the full output
+//! `z[v·s + r] = Σ_q w[q·s + r] · x[v - q]`, all `s` phases are computed as one stride-1 convolution
+//! with `s·co` output rows over the input padded by `Q - 1`, then interleaved.
+
+use super::conv1d::conv1d_with;
+use super::conv_kernel::{phase_split, round_up, run, TapConv, W_MAX};
+use super::isa::Isa;
+use super::{f32_slice, fast_path_ok};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// `conv_transpose1d(x [b, ci, t], w [ci, co, k], bias [co]?)`: returns
+/// `[b, co, (t - 1)·stride - 2·padding + k + output_padding]`. Fast kernel for f32 CPU tensors,
+/// candle's stock op otherwise. Differentiable on the fast path.
+pub fn conv_transpose1d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    conv_transpose1d_with(x, w, bias, stride, padding, output_padding, Isa::detect())
+}
+
+/// [`conv_transpose1d`] with an explicit instruction set.
+pub fn conv_transpose1d_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    isa: Isa,
+) -> Result<Tensor> {
+    if !fast_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
+        return conv_transpose1d_stock(x, w, bias, stride, padding, output_padding);
+    }
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(w.dim(1)?, DType::F32, w.device())?,
+    };
+    let op = ConvTranspose1dOp {
+        stride,
+        padding,
+        output_padding,
+        isa,
+    };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)
+}
+
+/// The stock candle composite the fast op replaces: `x.conv_transpose1d(w) + bias`.
+pub fn conv_transpose1d_stock(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    let y = x.conv_transpose1d(w, padding, output_padding, stride, 1, 1)?;
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1))?),
+        None => Ok(y),
+    }
+}
+
+struct ConvTranspose1dOp {
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    isa: Isa,
+}
+
+impl CustomOp3 for ConvTranspose1dOp {
+    fn name(&self) -> &'static str {
+        "adiff-conv-transpose1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, bias) = (f32_slice(xs, xl)?, f32_slice(ws, wl)?, f32_slice(bs, bl)?);
+        let (b, ci, t) = xl.shape().dims3()?;
+        let (ci_w, co, k) = wl.shape().dims3()?;
+        let (s, p, op) = (self.stride, self.padding, self.output_padding);
+        let full = (t.max(1) - 1) * s + k + op;
+        if ci != ci_w || bias.len() != co || k == 0 || t == 0 || full < 2 * p {
+            bail!(
+                "adiff conv_transpose1d: input {:?}, weight {:?}, bias {:?}, padding {p} do not fit",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let t_out = full - 2 * p;
+        let q = k.div_ceil(s);
+        let v_len = t + q - 1;
+        let m = round_up(v_len, W_MAX) + q - 1;
+        let xp = phase_split(x, (b, ci, t), 1, q - 1, m);
+        let offsets: Vec<usize> = (0..ci)
+            .flat_map(|c| (0..q).map(move |j| c * m + j))
+            .collect();
+        let ntaps = ci * q;
+        // Row r·co + o, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past the kernel end).
+        let mut wt = vec![0f32; s * co * ntaps];
+        for r in 0..s {
+            for o in 0..co {
+                let row = &mut wt[(r * co + o) * ntaps..][..ntaps];
+                for c in 0..ci {
+                    for j in 0..q {
+                        let kk = (q - 1 - j) * s + r;
+                        if kk < k {
+                            row[c * q + j] = w[(c * co + o) * k + kk];
+                        }
+                    }
+                }
+            }
+        }
+        let zero_bias = vec![0f32; s * co];
+        let conv = TapConv {
+            batch: b,
+            x: &xp,
+            x_len: ci * m,
+            offsets: &offsets,
+            w: &wt,
+            bias: &zero_bias,
+            out: s * co,
+            t_out: v_len,
+        };
+        let z = run(&conv, self.isa)?;
+        // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
+        let mut y = vec![0f32; b * co * t_out];
+        for (row, dst) in y.chunks_mut(t_out).enumerate() {
+            let (bi, o) = (row / co, row % co);
+            for (tt, d) in dst.iter_mut().enumerate() {
+                let u = tt + p;
+                let (v, r) = (u / s, u % s);
+                let zv = if v < v_len {
+                    z[((bi * s + r) * co + o) * v_len + v]
+                } else {
+                    0.0
+                };
+                *d = bias[o] + zv;
+            }
+        }
+        Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (s, p) = (self.stride, self.padding);
+        let (t, k) = (x.dim(2)?, w.dim(2)?);
+        // dL/dx = conv1d(grad, w) (w [ci, co, k] read as a [out = ci, in = co, k] kernel).
+        let gx = conv1d_with(grad, w, None, s, p, self.isa)?;
+        let gx = if gx.dim(2)? > t {
+            gx.narrow(2, 0, t)?
+        } else {
+            gx
+        };
+        if gx.dim(2)? != t {
+            bail!("adiff conv_transpose1d backward: output_padding >= stride is not supported");
+        }
+        // dL/dw[c, o, j] = Σ_b Σ_m x[b, c, m] · grad[b, o, m·s + j - p] (stock candle conv).
+        let gw = grad
+            .transpose(0, 1)?
+            .conv1d(&x.transpose(0, 1)?, p, 1, s, 1)?
+            .narrow(2, 0, k)?
+            .transpose(0, 1)?;
+        let gb = grad.sum((0, 2))?;
+        Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}

@@ -1,0 +1,38 @@
+//! Fast CPU kernels as candle custom ops, each a drop-in for the stock candle composite it replaces
+//! (the `*_stock` functions) and tested against it.
+//!
+//! - [`conv1d()`] / [`conv_transpose1d()`]: direct convolutions without im2col (polyphase "tap
+//!   list" form, register-blocked AVX-512 / AVX2 / portable micro-kernels), with backward.
+//! - [`isa::Isa`]: runtime instruction-set choice; `ADIFF_KERNELS=portable|avx2|avx512` caps it.
+//!
+//! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes.
+
+pub mod conv1d;
+mod conv_kernel;
+pub mod conv_transpose1d;
+pub mod isa;
+
+#[cfg(test)]
+mod conv_tests;
+
+pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
+pub use conv_transpose1d::{conv_transpose1d, conv_transpose1d_stock, conv_transpose1d_with};
+pub use isa::Isa;
+
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
+
+/// Whether every present tensor is an f32 tensor on the CPU (the kernels' domain).
+pub(crate) fn fast_path_ok(ts: &[Option<&Tensor>]) -> bool {
+    ts.iter()
+        .flatten()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The contiguous f32 values of a CPU storage under `layout`.
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("adiff ops: expected a contiguous input, got {:?}", layout),
+    }
+}
