@@ -3,7 +3,7 @@
 //! previous span's second half.
 
 use super::DiffusionInpainter;
-use crate::sampler::OnStep;
+use crate::sampler::{OnStep, StepInfo};
 use crate::{Error, NetInputs, NoiseSource, Result};
 use candle_core::{DType, Tensor};
 
@@ -27,7 +27,8 @@ pub struct SpanBySpanComposer<'a> {
 
 impl SpanBySpanComposer<'_> {
     /// `forward(start, keep_start)`: `start (batch, channels, T)` with `T` even; returns
-    /// `(batch, channels, num_spans·T/2)`, plus `T` in front with `keep_start`.
+    /// `(batch, channels, num_spans·T/2)`, plus `T` in front with `keep_start`. Progress (and a
+    /// cancellation's step) counts over all spans: `num_spans × num_steps` steps.
     pub fn compose(
         &self,
         start: &Tensor,
@@ -55,10 +56,28 @@ impl SpanBySpanComposer<'_> {
             2,
         )?;
         let mask = sequential_mask(start, h)?.to_dtype(DType::U8)?;
-        for _ in 0..self.num_spans {
-            let span = self
+        let spans_total = self.num_spans;
+        for k in 0..spans_total {
+            // Progress and cancellation count over all spans.
+            let mut overall = |i: &StepInfo| {
+                on_step(&StepInfo {
+                    step: k * i.total + i.step,
+                    total: spans_total * i.total,
+                    sigma: i.sigma,
+                })
+            };
+            let span = match self
                 .inpainter
-                .inpaint(&window, &mask, inputs, noise, on_step)?;
+                .inpaint(&window, &mask, inputs, noise, &mut overall)
+            {
+                Err(Error::Cancelled { step, total }) => {
+                    return Err(Error::Cancelled {
+                        step: k * total + step,
+                        total: spans_total * total,
+                    });
+                }
+                other => other?,
+            };
             let second = span.narrow(2, h, h)?;
             window = Tensor::cat(&[second.clone(), window.narrow(2, h, h)?], 2)?;
             spans.push(second);
