@@ -1,5 +1,8 @@
 //! `adiff`: train diffusion models and run them offline on audio files.
 
+mod data;
+mod train;
+
 use clap::Parser;
 
 /// Waveform diffusion from the command line.
