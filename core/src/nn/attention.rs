@@ -16,11 +16,12 @@ fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
         .contiguous()?)
 }
 
-/// Numerically stable softmax over the last axis, in f32 (composite ops, so it has a backward).
+/// Numerically stable softmax over the last axis, in f32 for half types (f64 stays f64); the
+/// composite form (which has a backward pass) whenever gradients are being recorded.
 pub fn softmax_f32(x: &Tensor) -> Result<Tensor> {
     let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    if !x.track_op() && x.is_contiguous() {
+    let x = x.to_dtype(crate::nn::norm::stats_dtype(dtype))?;
+    if !x.track_op() && x.is_contiguous() && x.dtype() == DType::F32 {
         return Ok(candle_nn::ops::softmax_last_dim(&x)?.to_dtype(dtype)?);
     }
     Ok(candle_nn::ops::softmax(&x, D::Minus1)?.to_dtype(dtype)?)

@@ -44,7 +44,19 @@ impl Conv1d {
 
     /// `(batch, in, length)` -> `(batch, out, length')`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv1d(&self.weight, self.padding, self.stride, 1, 1)?;
+        let (_, _, len) = x.dims3()?;
+        let k = self.weight.dim(2)?;
+        let (p, s) = (self.padding, self.stride);
+        let len_out = (len + 2 * p).saturating_sub(k) / s.max(1) + 1;
+        // candle 0.11's conv1d backward computes `(len_out-1)*stride - 2*padding` in usize, which
+        // underflows (a panic with overflow checks) on very short sequences; pad explicitly there.
+        let tracked = x.track_op() || self.weight.track_op();
+        let y = if p > 0 && tracked && (len_out - 1) * s < 2 * p {
+            x.pad_with_zeros(2, p, p)?
+                .conv1d(&self.weight, 0, s, 1, 1)?
+        } else {
+            x.conv1d(&self.weight, p, s, 1, 1)?
+        };
         add_channel_bias(y, self.bias.as_ref())
     }
 }

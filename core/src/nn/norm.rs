@@ -1,12 +1,20 @@
 //! `nn.GroupNorm` and `nn.LayerNorm` with PyTorch semantics (biased variance, affine).
 //!
-//! Statistics are always computed in f32 (inputs in f16/bf16 are upcast), a deliberate choice so
-//! that half-precision inference normalises like the reference.
+//! Statistics are computed in at least f32 (inputs in f16/bf16 are upcast, f64 stays f64), a
+//! deliberate choice so that half-precision inference normalises like the reference.
 
 use crate::nn::init::{ONES, ZEROS};
 use crate::{Error, Result};
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
+
+/// The dtype statistics are computed in: f32 for half types, else the input's own.
+pub(crate) fn stats_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        d => d,
+    }
+}
 
 /// `nn.GroupNorm(groups, channels, eps, affine=True)` over `(batch, channels, ...)`.
 #[derive(Debug, Clone)]
@@ -46,7 +54,9 @@ impl GroupNorm {
         }
         let (b, c) = (dims[0], dims[1]);
         let dtype = x.dtype();
-        let xf = x.to_dtype(DType::F32)?.reshape((b, self.groups, ()))?;
+        let xf = x
+            .to_dtype(stats_dtype(dtype))?
+            .reshape((b, self.groups, ()))?;
         let mean = xf.mean_keepdim(D::Minus1)?;
         let centred = xf.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -91,7 +101,7 @@ impl LayerNorm {
             )?);
         }
         let dtype = x.dtype();
-        let xf = x.to_dtype(DType::F32)?;
+        let xf = x.to_dtype(stats_dtype(dtype))?;
         let mean = xf.mean_keepdim(D::Minus1)?;
         let centred = xf.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
