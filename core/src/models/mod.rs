@@ -2,6 +2,7 @@ pub mod embedding;
 pub mod folder;
 pub mod variational;
 
+pub mod any;
 pub mod autoencoder;
 pub mod autoencoder1d;
 pub mod conditional;
@@ -10,7 +11,9 @@ pub mod generator;
 pub mod model1d;
 pub mod multiencoder;
 pub mod sampling;
+pub mod upsampler;
 
+pub use any::{convert, AnyModel, ModelConfig};
 pub use autoencoder::{AudioDiffusionAutoencoder, AudioDiffusionAutoencoderConfig, AutoencoderLoss};
 pub use autoencoder1d::{AutoEncoder1d, AutoEncoder1dConfig, Encoded};
 pub use conditional::{AudioDiffusionConditional, AudioDiffusionConditionalConfig};
@@ -20,4 +23,5 @@ pub use generator::{AudioDiffusionModel, AudioDiffusionModelConfig};
 pub use model1d::Model1d;
 pub use multiencoder::{MultiEncoder1d, MultiEncoder1dConfig};
 pub use sampling::Sampling;
+pub use upsampler::{AudioDiffusionUpsampler, AudioDiffusionUpsamplerConfig, Factors};
 pub use variational::{Bottleneck, BottleneckConfig, BottleneckOutput, Variational, VariationalConfig};

@@ -10,7 +10,7 @@ use adiff_core::models::sampling::{sampler_from, schedule_from};
 use adiff_core::models::{
     AudioDiffusionAutoencoder, AudioDiffusionAutoencoderConfig, AudioDiffusionConditional,
     AudioDiffusionConditionalConfig, AudioDiffusionModel, AudioDiffusionModelConfig,
-    AutoEncoder1d, AutoEncoder1dConfig,
+    AudioDiffusionUpsampler, AudioDiffusionUpsamplerConfig, AutoEncoder1d, AutoEncoder1dConfig,
     Bottleneck, MultiEncoder1d, MultiEncoder1dConfig, Sampling, Variational, VariationalConfig,
 };
 use adiff_core::sampler::ignore_steps;
@@ -50,7 +50,28 @@ pub fn run(case: &Case) -> Result<RunResult> {
             })?
         }
         "AudioDiffusionUpsampler" => {
-            return Ok(RunResult::Skip("the upsampler waits for audio::sinc to land".into()));
+            let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(kwargs)?;
+            let model = build_audited(
+                weights(case)?,
+                source(case),
+                DType::F32,
+                &Device::Cpu,
+                |vb| AudioDiffusionUpsampler::new(&cfg, COMPAT, vb),
+            )?;
+            each_call(case, |method, x, call, _| match method {
+                "forward" => Ok(vec![model.loss(&x, noise_ref)?]),
+                "sample" => {
+                    let factor = call["kwargs"]["factor"].as_u64().map(|f| f as usize);
+                    Ok(vec![model.sample(
+                        &x,
+                        factor,
+                        &sampling(call)?,
+                        noise_ref,
+                        &mut ignore_steps,
+                    )?])
+                }
+                m => bail!("unsupported method {m}"),
+            })?
         }
         "AudioDiffusionConditional" => {
             let cfg = AudioDiffusionConditionalConfig::from_kwargs(kwargs)?;
