@@ -66,5 +66,53 @@ fn bench_conv_transpose1d(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_conv1d, bench_conv_transpose1d);
+/// (name, channels, length, groups): ConvBlock1d norms of the default UNet at 2^18 samples.
+const NORMS: &[(&str, usize, usize, usize)] = &[
+    ("c128_t16384_g8", 128, 16384, 8),
+    ("c8_t262144_g1", 8, 262144, 1),
+    ("c512_t1024_g8", 512, 1024, 8),
+];
+
+fn bench_group_norm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("group_norm_silu");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(name, ch, t, groups) in NORMS {
+        let x = rand(&[1, ch, t], 1.0).expect("input");
+        let w = rand(&[ch], 1.0).expect("weight");
+        let b = rand(&[ch], 1.0).expect("bias");
+        let scale = rand(&[1, ch, 1], 0.5).expect("scale");
+        let shift = rand(&[1, ch, 1], 0.5).expect("shift");
+        let args = ops::GroupNormArgs {
+            groups,
+            eps: 1e-5,
+            silu: true,
+        };
+        g.throughput(Throughput::Bytes((4 * ch * t) as u64));
+        g.bench_function(BenchmarkId::new("adiff", name), |bn| {
+            bn.iter(|| {
+                ops::group_norm_scale_shift_silu(
+                    &x,
+                    groups,
+                    &w,
+                    &b,
+                    1e-5,
+                    Some((&scale, &shift)),
+                    true,
+                )
+                .expect("group norm")
+            })
+        });
+        g.bench_function(BenchmarkId::new("candle", name), |bn| {
+            bn.iter(|| ops::group_norm_stock(&x, &w, &b, Some((&scale, &shift)), args).expect("gn"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_conv1d,
+    bench_conv_transpose1d,
+    bench_group_norm
+);
 criterion_main!(benches);
