@@ -4,6 +4,8 @@
 //! independently; the draw order is sigma, then epsilon (SPEC §3.11). And the v objective's own
 //! velocity drives the v sampler from pure noise (σ = ∞) to the data distribution.
 
+#![allow(clippy::needless_range_loop)]
+
 #[path = "support/mixture.rs"]
 mod mixture;
 

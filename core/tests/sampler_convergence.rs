@@ -108,7 +108,8 @@ fn order_of(name: &str, sampler: &dyn Sampler, ns: &[usize]) -> f64 {
 fn deterministic_samplers_converge_at_their_order() {
     let first = [16, 32, 64, 128, 256];
     let second = [8, 16, 32, 64, 128];
-    let cases: Vec<(&str, Box<dyn Sampler>, &[usize], (f64, f64))> = vec![
+    type OrderCase<'a> = (&'a str, Box<dyn Sampler>, &'a [usize], (f64, f64));
+    let cases: Vec<OrderCase> = vec![
         ("Euler", Box::new(EulerSampler), &first, (0.85, 1.2)),
         ("VSampler (DDIM v)", Box::new(VSampler), &first, (0.85, 1.2)),
         (

@@ -5,6 +5,8 @@
 //! `D(x; σ) = Σ_k w_k(x) (μ_k + s_k²/(s_k² + σ²)·(x − μ_k))` with `w_k ∝ π_k N(x; μ_k, s_k² + σ²)`.
 
 #![allow(dead_code)]
+// Parallel arrays (weights, means, stds) read clearest indexed by component.
+#![allow(clippy::needless_range_loop)]
 
 use adiff_core::{NoiseSource, Result};
 use candle_core::{DType, Device, Tensor};
