@@ -38,14 +38,14 @@ impl Sampler for DpmPp2MSampler {
             } else {
                 // h = λ_next − λ; x ← (σ_next/σ)·x − expm1(−h)·D'.
                 let h = (sigma / sigma_next).ln();
-                let d = match (&previous, i) {
-                    (Some(old), i) if i > 0 => {
+                let d = match &previous {
+                    Some(old) => {
                         let h_last = (sigmas[i - 1] / sigma).ln();
                         let r = h_last / h;
                         (denoised.affine(1.0 + 1.0 / (2.0 * r), 0.0)?
                             - old.affine(1.0 / (2.0 * r), 0.0)?)?
                     }
-                    _ => denoised.clone(),
+                    None => denoised.clone(),
                 };
                 ((&x * (sigma_next / sigma))? - (d * (-h).exp_m1())?)?
             };

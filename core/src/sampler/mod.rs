@@ -23,6 +23,7 @@ mod dpmpp_2m;
 mod euler;
 mod heun;
 mod karras;
+mod kind;
 mod v_ddim;
 
 pub use adpm2::ADPM2Sampler;
@@ -31,6 +32,7 @@ pub use dpmpp_2m::DpmPp2MSampler;
 pub use euler::EulerSampler;
 pub use heun::HeunSampler;
 pub use karras::KarrasSampler;
+pub use kind::SamplerKind;
 pub use v_ddim::VSampler;
 
 use crate::diffusion::Denoiser;

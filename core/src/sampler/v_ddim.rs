@@ -6,6 +6,12 @@
 //! `x_t' = α'·x̂₀ + β'·ε̂`. It accepts any schedule, including a first sigma of `+∞` (pure noise,
 //! e.g. [`crate::schedule::LinearSchedule::angle`]); it starts from `x_t = β₀·noise` (the same
 //! point as `σ₀·noise` in VE coordinates) and returns VE coordinates `x_t/α` at the last sigma.
+//!
+//! With an exact v prediction this is, step for step, Euler's method on the probability-flow ODE
+//! in `(σ, x_t/α)` (DDIM with η = 0 is that Euler step; Karras et al. 2022, §3), so on a
+//! variance-exploding denoiser it gives [`super::EulerSampler`]'s result up to rounding (the
+//! convergence test shows identical errors). What it adds is the start at σ = ∞ and a network call
+//! in the v objective's own coordinates (`VDiffusion::velocity`).
 
 use super::{report, steps_to_run, OnStep, Sampler};
 use crate::diffusion::Denoiser;
