@@ -16,6 +16,25 @@
 //!   when it is used (σ_up > 0, γ > 0); the Karras sampler is EDM's Algorithm 2 (Heun with churn).
 //!
 //! The samplers beyond the reference always run all steps.
+//!
+//! ```
+//! use adiff_core::sampler::{ignore_steps, EulerSampler, Sampler};
+//! use adiff_core::schedule::{KarrasSchedule, Schedule};
+//! use adiff_core::{NoiseSource, Result, SeededNoise};
+//! use candle_core::{Device, Tensor};
+//!
+//! // Data is a point mass at 0.5, so the exact denoiser returns 0.5 at every sigma.
+//! let denoiser = |x: &Tensor, _sigma: f64, _: &mut dyn NoiseSource| -> Result<Tensor> {
+//!     Ok((x.ones_like()? * 0.5)?)
+//! };
+//! let sigmas = KarrasSchedule::new(0.01, 10.0).sigmas(10)?; // 11 values, the last 0
+//! let mut noise = SeededNoise::new(0);
+//! let start = noise.randn(&[1, 1, 4], &Device::Cpu)?;
+//! let x = EulerSampler.sample(&denoiser, &start, &sigmas, &mut noise, &mut ignore_steps)?;
+//! // The last step lands on σ = 0, where x = D(x) = 0.5.
+//! assert!(x.flatten_all()?.to_vec1::<f32>()?.iter().all(|v| (v - 0.5).abs() < 1e-6));
+//! # Ok::<(), adiff_core::Error>(())
+//! ```
 
 mod adpm2;
 mod aeuler;
