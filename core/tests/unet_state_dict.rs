@@ -309,3 +309,38 @@ fn pytorch_lightning_checkpoint_loads_by_reference_names() {
         .unwrap();
     assert_eq!(diff, 0.0);
 }
+
+#[test]
+fn norm_quantile_with_level0_context_follows_the_compat_switch() {
+    // SPEC §1.10 / Appendix A bug 9: 0.0.61 scales after concatenating the level-0 context, so the
+    // output silently takes in + n0 channels; the corrected mode scales the audio channels only.
+    let d = Device::Cpu;
+    let cfg = UNet1dConfig {
+        norm_quantile: 0.9,
+        context_channels: Some(vec![1]),
+        ..small_config()
+    };
+    let fixed = UNet1d::new(&cfg, candle_nn::VarBuilder::zeros(DType::F32, &d)).unwrap();
+    let reference = fixed.clone().with_compat(adiff_core::Compat::V0_0_61);
+    let x = Tensor::ones((1, 1, 32), DType::F32, &d).unwrap();
+    let inputs = NetInputs {
+        channels_list: vec![Tensor::ones((1, 1, 32), DType::F32, &d).unwrap()],
+        ..NetInputs::none()
+    };
+    let t = Tensor::new(&[0.5f32], &d).unwrap();
+    assert_eq!(
+        fixed.forward(&x, Some(&t), &inputs).unwrap().dims(),
+        &[1, 1, 32]
+    );
+    assert_eq!(
+        reference.forward(&x, Some(&t), &inputs).unwrap().dims(),
+        &[1, 2, 32]
+    );
+    // A missing or mis-sized context is refused.
+    assert!(fixed.forward(&x, Some(&t), &NetInputs::none()).is_err());
+    let wrong = NetInputs {
+        channels_list: vec![Tensor::ones((1, 2, 32), DType::F32, &d).unwrap()],
+        ..NetInputs::none()
+    };
+    assert!(fixed.forward(&x, Some(&t), &wrong).is_err());
+}
