@@ -1,16 +1,64 @@
 //! `adiff`: train diffusion models and run them offline on audio files.
 
+mod cmd;
 mod data;
 mod train;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// Waveform diffusion from the command line.
 #[derive(Parser)]
 #[command(name = "adiff", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Build the embedded UNet, time it, and say what it can do (random weights until a model ships).
+    Demo(cmd::demo::DemoArgs),
+    /// Print a model folder's config, parameter count and expected speed.
+    Info(cmd::info::InfoArgs),
+    /// Generate audio with a generator model.
+    Generate(cmd::generate::GenerateArgs),
+    /// Upsample audio by a factor with an upsampler model.
+    Upsample(cmd::upsample::UpsampleArgs),
+    /// Regenerate a time span of a clip.
+    Inpaint(cmd::inpaint::InpaintArgs),
+    /// Extend a clip span by span.
+    Continue(cmd::r#continue::ContinueArgs),
+    /// Encode audio to an autoencoder latent.
+    Encode(cmd::encode::EncodeArgs),
+    /// Decode an autoencoder latent to audio.
+    Decode(cmd::decode::DecodeArgs),
+    /// Convert a reference checkpoint plus a config into a model folder.
+    Convert(cmd::convert::ConvertArgs),
+    // `Train` (the trainer's command) goes here.
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(a) => cmd::demo::run(&a),
+        Command::Info(a) => cmd::info::run(&a),
+        Command::Generate(a) => cmd::generate::run(&a),
+        Command::Upsample(a) => cmd::upsample::run(&a),
+        Command::Inpaint(a) => cmd::inpaint::run(&a),
+        Command::Continue(a) => cmd::r#continue::run(&a),
+        Command::Encode(a) => cmd::encode::run(&a),
+        Command::Decode(a) => cmd::decode::run(&a),
+        Command::Convert(a) => cmd::convert::run(&a),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, outermost first.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,186 @@
+//! What every offline command shares: the sampling options, the device, the progress bar, and the
+//! checks on input and output paths.
+
+use adiff_core::models::folder::{SamplerSetting, SamplingDefaults, ScheduleSetting};
+use adiff_core::models::Sampling;
+use adiff_core::sampler::{
+    ADPM2Sampler, AEulerSampler, DpmPp2MSampler, EulerSampler, HeunSampler, KarrasSampler, Sampler,
+    StepInfo,
+};
+use adiff_core::schedule::{KarrasSchedule, Schedule};
+use adiff_core::Compat;
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// The samplers the command line offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerName {
+    /// Ancestral Euler (the reference default).
+    Aeuler,
+    /// Ancestral DPM2 (two network calls a step).
+    Adpm2,
+    /// Karras' stochastic Heun sampler (deterministic without churn).
+    Karras,
+    /// Heun's second-order method (deterministic).
+    Heun,
+    /// Euler's first-order method (deterministic).
+    Euler,
+    /// DPM-Solver++(2M) (deterministic, one call a step).
+    Dpmpp2m,
+}
+
+/// The sigma schedules the command line offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleName {
+    /// Karras et al. (2022) with the model's sigma range (the reference default: 1e-4 to 3, rho 9).
+    Karras,
+}
+
+/// Sampling options of every command that samples.
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Number of sampling steps (default: the model's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Sampler (default: the model's).
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerName>,
+    /// Sigma schedule (default: the model's).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleName>,
+    /// Seed of every random draw: the same seed gives the same output.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Classifier-free guidance scale (conditional models; default: the model's).
+    #[arg(long)]
+    pub guidance: Option<f64>,
+    /// Compute device: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl SamplingArgs {
+    /// The device named by `--device`.
+    pub fn device(&self) -> Result<Device> {
+        adiff_core::device::parse_device(&self.device)
+            .with_context(|| format!("device `{}`", self.device))
+    }
+
+    /// The sampling settings: the model's defaults, overridden by the options given.
+    pub fn sampling(&self, defaults: &SamplingDefaults, compat: Compat) -> Result<Sampling> {
+        let mut s = Sampling::from_settings(defaults, compat)?;
+        if let Some(n) = self.steps {
+            if n < 2 {
+                bail!("--steps must be at least 2, got {n}");
+            }
+            s.num_steps = n;
+        }
+        if let Some(name) = self.sampler {
+            s.sampler = sampler_named(name, defaults, compat);
+        }
+        if let Some(ScheduleName::Karras) = self.schedule {
+            s.schedule = karras_of(defaults, compat);
+        }
+        if let Some(g) = self.guidance {
+            if !g.is_finite() || g < 0.0 {
+                bail!("--guidance must be a non-negative number, got {g}");
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn karras_of(defaults: &SamplingDefaults, compat: Compat) -> Box<dyn Schedule> {
+    let ScheduleSetting::KarrasSchedule {
+        sigma_min,
+        sigma_max,
+        rho,
+    } = defaults.sigma_schedule;
+    Box::new(KarrasSchedule {
+        sigma_min,
+        sigma_max,
+        rho,
+        compat,
+    })
+}
+
+fn sampler_named(
+    name: SamplerName,
+    defaults: &SamplingDefaults,
+    compat: Compat,
+) -> Box<dyn Sampler> {
+    match name {
+        SamplerName::Aeuler => Box::new(AEulerSampler { compat }),
+        SamplerName::Adpm2 => {
+            let rho = match defaults.sampler {
+                SamplerSetting::ADPM2Sampler { rho } => rho,
+                _ => 1.0,
+            };
+            Box::new(ADPM2Sampler { rho, compat })
+        }
+        SamplerName::Karras => Box::new(KarrasSampler {
+            params: HeunSampler::default(),
+            compat,
+        }),
+        SamplerName::Heun => Box::new(HeunSampler::default()),
+        SamplerName::Euler => Box::new(EulerSampler),
+        SamplerName::Dpmpp2m => Box::new(DpmPp2MSampler),
+    }
+}
+
+/// A progress bar over sampling steps, with the estimated time left; hidden when stderr is not a
+/// terminal.
+pub fn step_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A per-step callback that advances `bar` by one step.
+pub fn on_step(bar: &ProgressBar) -> impl FnMut(&StepInfo) -> ControlFlow<()> + '_ {
+    move |_info: &StepInfo| {
+        bar.inc(1);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Refuses an output path that is the input (or the same file under another name).
+pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
+    if let Some(input) = input {
+        let same = match (input.canonicalize(), output.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => input == output,
+        };
+        if same {
+            bail!(
+                "the output {} would overwrite the input; choose another output path",
+                output.display()
+            );
+        }
+    }
+    if output.is_dir() {
+        bail!(
+            "the output {} is a folder; give a file name",
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+/// The model folder to use: `--model`, else the embedded default when the build has one.
+pub fn model_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => bail!("no shipped model yet: give a model folder with --model DIR (config.json + model.safetensors)"),
+    }
+}

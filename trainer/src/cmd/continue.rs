@@ -1,0 +1,107 @@
+//! `adiff continue`: extend a clip span by span (`SpanBySpanComposer`): each span inpaints the
+//! second half of a window whose first half is the music so far.
+
+use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::model;
+use adiff_core::models::AnyModel;
+use adiff_core::pipeline::{DiffusionInpainter, SpanBySpanComposer};
+use adiff_core::sampler::ADPM2Sampler;
+use adiff_core::SeededNoise;
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff continue`.
+#[derive(Debug, Args)]
+pub struct ContinueArgs {
+    /// Input audio (WAV, FLAC, MP3, OGG, ...).
+    pub input: PathBuf,
+    /// Output WAV file (the input followed by the continuation).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Number of new spans, each half a model window long.
+    #[arg(long, default_value_t = 2)]
+    pub spans: usize,
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead (default: the input's rate, Hz).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// Runs the command.
+pub fn run(args: &ContinueArgs) -> Result<()> {
+    check_output(Some(&args.input), &args.output)?;
+    if args.spans == 0 {
+        bail!("--spans must be at least 1");
+    }
+    let input = read_input(&args.input)?;
+    let dir = model_dir(args.model.as_ref())?;
+    let device = args.sampling.device()?;
+    let (cfg, any) = model::load(&dir, &device)?;
+    let AnyModel::Generator(m) = any else {
+        bail!(
+            "model folder {} holds a {:?}; continuing needs a generator",
+            dir.display(),
+            cfg.kind
+        );
+    };
+    let clip = at_rate(&input, cfg.sample_rate)?;
+    let window = cfg.window_length;
+    if window % 2 != 0 || (window / 2) % m.config().unet.total_factor() != 0 {
+        bail!("the model's window of {window} samples cannot be split into two spans");
+    }
+    let (x, layout) = to_model(&clip, cfg.channels, &device)?;
+    let len = x.dim(2)?;
+    // The window to continue from: the last `window` samples, zero-padded in front when shorter.
+    let start = if len >= window {
+        x.narrow(2, len - window, window)?
+    } else {
+        x.pad_with_zeros(2, window - len, 0)?
+    };
+    let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
+    let sampler = ADPM2Sampler {
+        rho: 1.0,
+        compat: cfg.compat,
+    };
+    let composer = SpanBySpanComposer {
+        inpainter: DiffusionInpainter {
+            diffusion: m.model.diffusion.as_diffusion(),
+            num_steps: sampling.num_steps,
+            num_resamples: 1,
+            sampler: &sampler,
+            schedule: sampling.schedule.as_ref(),
+        },
+        num_spans: args.spans,
+    };
+    let mut noise = SeededNoise::new(args.sampling.seed);
+    let bar = step_bar((sampling.num_steps * args.spans) as u64, "continuing");
+    let new = composer
+        .compose(
+            &start,
+            false,
+            &adiff_core::NetInputs::none(),
+            &mut noise,
+            &mut super::common::on_step(&bar),
+        )
+        .context("continuing")?;
+    bar.finish_and_clear();
+    let y = Tensor::cat(&[&x, &new], 2)?;
+    let out = at_rate(
+        &from_model(&y, layout, cfg.sample_rate)?,
+        input.sample_rate(),
+    )?;
+    let written = write_output(&args.output, &out, args.out_rate)?;
+    println!(
+        "wrote {} ({} Hz, {:.2} s)",
+        args.output.display(),
+        written.sample_rate(),
+        written.duration_secs()
+    );
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `adiff decode`: an autoencoder latent written by `adiff encode` back to audio by sampling.
+
+use super::audio::{from_model, write_output, Layout};
+use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::model;
+use adiff_core::models::AnyModel;
+use adiff_core::SeededNoise;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Latent file written by `adiff encode` (.safetensors).
+    pub input: PathBuf,
+    /// Output WAV file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Model folder of the autoencoder that encoded it.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead (Hz).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// Runs the command.
+pub fn run(args: &DecodeArgs) -> Result<()> {
+    check_output(Some(&args.input), &args.output)?;
+    let device = args.sampling.device()?;
+    let tensors = candle_core::safetensors::load(&args.input, &device).map_err(|e| {
+        anyhow!(
+            "{}: not a latent file written by `adiff encode` ({e})",
+            args.input.display()
+        )
+    })?;
+    let (Some(latent), Some(info)) = (tensors.get("latent"), tensors.get("info")) else {
+        bail!(
+            "{}: not a latent file written by `adiff encode` (needs `latent` and `info`)",
+            args.input.display()
+        );
+    };
+    let info: Vec<i64> = info.to_device(&candle_core::Device::Cpu)?.to_vec1()?;
+    let [rate, len, as_batch] = info[..] else {
+        bail!("{}: malformed `info` tensor", args.input.display());
+    };
+    let dir = model_dir(args.model.as_ref())?;
+    let (cfg, any) = model::load(&dir, &device)?;
+    let AnyModel::Autoencoder(m) = any else {
+        bail!(
+            "model folder {} holds a {:?}, not an autoencoder",
+            dir.display(),
+            cfg.kind
+        );
+    };
+    if rate != cfg.sample_rate as i64 {
+        bail!(
+            "the latent was made at {rate} Hz, the model runs at {} Hz",
+            cfg.sample_rate
+        );
+    }
+    let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
+    let mut noise = SeededNoise::new(args.sampling.seed);
+    let bar = step_bar(sampling.num_steps as u64, "decoding");
+    let y = m
+        .decode(
+            latent,
+            &sampling,
+            &mut noise,
+            &mut super::common::on_step(&bar),
+        )
+        .context("decoding")?;
+    bar.finish_and_clear();
+    let len = (len.max(0) as usize).min(y.dim(2)?);
+    let layout = if as_batch == 1 {
+        Layout::ChannelsAsBatch
+    } else {
+        Layout::Native
+    };
+    let clip = from_model(&y.narrow(2, 0, len)?, layout, cfg.sample_rate)?;
+    let written = write_output(&args.output, &clip, args.out_rate)?;
+    println!(
+        "wrote {} ({} Hz, {:.2} s)",
+        args.output.display(),
+        written.sample_rate(),
+        written.duration_secs()
+    );
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `adiff generate`: unconditional generation with a generator model folder.
+
+use super::audio::{from_model, write_output, Layout};
+use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::model;
+use adiff_core::models::AnyModel;
+use adiff_core::{NoiseSource, SeededNoise};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output WAV file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Length in seconds (default: the model's training window).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead (Hz).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// Runs the command.
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    check_output(None, &args.output)?;
+    let dir = model_dir(args.model.as_ref())?;
+    let device = args.sampling.device()?;
+    let (cfg, any) = model::load(&dir, &device)?;
+    let AnyModel::Generator(m) = any else {
+        bail!(
+            "model folder {} holds a {:?}, not a generator (AudioDiffusionModel)",
+            dir.display(),
+            cfg.kind
+        );
+    };
+    let unit = m.config().unet.total_factor();
+    let want = match args.seconds {
+        Some(s) if s.is_finite() && s > 0.0 => (s * cfg.sample_rate as f64).round() as usize,
+        Some(s) => bail!("--seconds must be positive, got {s}"),
+        None => cfg.window_length,
+    };
+    let len = want.div_ceil(unit) * unit;
+    let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
+    let mut noise = SeededNoise::new(args.sampling.seed);
+    let start = noise.randn(&[1, cfg.channels, len], &device)?;
+    let bar = step_bar(sampling.num_steps as u64, "generating");
+    let y = m
+        .sample(
+            &start,
+            &sampling,
+            &mut noise,
+            &mut super::common::on_step(&bar),
+        )
+        .context("generating")?;
+    bar.finish_and_clear();
+    let clip = from_model(&y.narrow(2, 0, want)?, Layout::Native, cfg.sample_rate)?;
+    let written = write_output(&args.output, &clip, args.out_rate)?;
+    println!(
+        "wrote {} ({} Hz, {:.2} s)",
+        args.output.display(),
+        written.sample_rate(),
+        written.duration_secs()
+    );
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `adiff info`: a model folder's config, parameter count and expected speed.
+
+use super::model;
+use super::speed::time_unet;
+use adiff_core::models::folder::{ModelFolder, ModelKind};
+use adiff_core::unet::UNet1dConfig;
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Model folder (config.json + model.safetensors).
+    pub model: PathBuf,
+    /// Skip the timed forward pass.
+    #[arg(long)]
+    pub no_timing: bool,
+    /// Compute device for the timing: `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// The UNet a folder's model runs (for timing): the kwargs' UNet part plus the kind's context.
+fn unet_of(kind: ModelKind, kwargs: &serde_json::Value, channels: usize) -> Option<UNet1dConfig> {
+    let mut u: UNet1dConfig = serde_json::from_value(kwargs.clone()).ok()?;
+    u.in_channels = channels;
+    match kind {
+        ModelKind::AudioDiffusionModel => {}
+        ModelKind::AudioDiffusionUpsampler => {
+            u.context_channels = Some(vec![channels]);
+            u.context_features = kwargs
+                .get("factor_features")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize);
+        }
+        // The autoencoder's context channels and the conditional model's cross-attention are left
+        // out: the timing is of the plain UNet.
+        ModelKind::AudioDiffusionAutoencoder | ModelKind::AudioDiffusionConditional => {
+            u.context_channels = None;
+            u.use_cross_attention = false;
+        }
+    }
+    Some(u)
+}
+
+/// Runs the command.
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let cfg = model::header(&args.model)?;
+    let folder = ModelFolder::load(&args.model, &Device::Cpu)?;
+    println!("model folder: {}", args.model.display());
+    println!("kind: {:?}", cfg.kind);
+    println!(
+        "sample rate: {} Hz, channels: {}, window: {} samples ({:.2} s)",
+        cfg.sample_rate,
+        cfg.channels,
+        cfg.window_length,
+        cfg.window_length as f64 / cfg.sample_rate as f64
+    );
+    println!(
+        "parameters: {} ({:.2} M)",
+        folder.parameter_count(),
+        folder.parameter_count() as f64 / 1e6
+    );
+    println!(
+        "sampling defaults: {} steps, {:?}, {:?}",
+        cfg.sampling.num_steps, cfg.sampling.sampler, cfg.sampling.sigma_schedule
+    );
+    println!(
+        "config: {}",
+        serde_json::to_string(&cfg.model).context("printing the config")?
+    );
+    if args.no_timing {
+        return Ok(());
+    }
+    let device = adiff_core::device::parse_device(&args.device)
+        .with_context(|| format!("device `{}`", args.device))?;
+    match unet_of(cfg.kind, &cfg.model, cfg.channels) {
+        Some(u) => {
+            let t = time_unet(&u, cfg.window_length, 1, &device)?;
+            let secs = t.forward.as_secs_f64();
+            let audio = cfg.window_length as f64 / cfg.sample_rate as f64;
+            println!(
+                "expected speed on {}: {:.3} s per network call on one window; {:.2} s per second of audio at {} steps",
+                args.device, secs, secs * cfg.sampling.num_steps as f64 / audio, cfg.sampling.num_steps
+            );
+        }
+        None => println!("expected speed: not measured (the config's UNet part could not be read)"),
+    }
+    Ok(())
+}

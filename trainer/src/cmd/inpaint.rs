@@ -1,0 +1,125 @@
+//! `adiff inpaint`: regenerate a time span of a clip with a generator model (RePaint-style
+//! inpainting through the ADPM2 sampler, `DiffusionInpainter`).
+
+use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::model;
+use adiff_core::models::AnyModel;
+use adiff_core::pipeline::DiffusionInpainter;
+use adiff_core::sampler::ADPM2Sampler;
+use adiff_core::SeededNoise;
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Tensor};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff inpaint`.
+#[derive(Debug, Args)]
+pub struct InpaintArgs {
+    /// Input audio (WAV, FLAC, MP3, OGG, ...).
+    pub input: PathBuf,
+    /// Output WAV file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Start of the span to regenerate (seconds).
+    #[arg(long)]
+    pub start: f64,
+    /// End of the span to regenerate (seconds).
+    #[arg(long)]
+    pub end: f64,
+    /// RePaint resamples per step (1 = none).
+    #[arg(long, default_value_t = 2)]
+    pub resamples: usize,
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead (default: the input's rate, Hz).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// The span `[start, end)` in samples at `rate`, checked against the clip length.
+pub fn span(start: f64, end: f64, rate: u32, len: usize) -> Result<(usize, usize)> {
+    if !(start.is_finite() && end.is_finite() && 0.0 <= start && start < end) {
+        bail!("need 0 <= --start < --end, got {start} and {end}");
+    }
+    let (a, b) = (
+        (start * rate as f64).round() as usize,
+        (end * rate as f64).round() as usize,
+    );
+    if b > len {
+        bail!(
+            "--end {end} s is past the end of the clip ({:.3} s)",
+            len as f64 / rate as f64
+        );
+    }
+    Ok((a, b))
+}
+
+/// Runs the command.
+pub fn run(args: &InpaintArgs) -> Result<()> {
+    check_output(Some(&args.input), &args.output)?;
+    let input = read_input(&args.input)?;
+    let dir = model_dir(args.model.as_ref())?;
+    let device = args.sampling.device()?;
+    let (cfg, any) = model::load(&dir, &device)?;
+    let AnyModel::Generator(m) = any else {
+        bail!(
+            "model folder {} holds a {:?}; inpainting needs a generator",
+            dir.display(),
+            cfg.kind
+        );
+    };
+    let clip = at_rate(&input, cfg.sample_rate)?;
+    let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
+    let unit = m.config().unet.total_factor();
+    let (x, layout) = to_model(&clip, cfg.channels, &device)?;
+    let (batch, ch, len) = x.dims3()?;
+    let padded = len.div_ceil(unit) * unit;
+    let x = x.pad_with_zeros(2, 0, padded - len)?;
+    let row: Vec<u8> = (0..padded)
+        .map(|i| u8::from(!(a..b).contains(&i)))
+        .collect();
+    let mask = Tensor::from_vec(row, (1, 1, padded), &device)?
+        .broadcast_as((batch, ch, padded))?
+        .contiguous()?;
+    let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
+    let sampler = ADPM2Sampler {
+        rho: 1.0,
+        compat: cfg.compat,
+    };
+    let inpainter = DiffusionInpainter {
+        diffusion: m.model.diffusion.as_diffusion(),
+        num_steps: sampling.num_steps,
+        num_resamples: args.resamples.max(1),
+        sampler: &sampler,
+        schedule: sampling.schedule.as_ref(),
+    };
+    let mut noise = SeededNoise::new(args.sampling.seed);
+    let bar = step_bar(sampling.num_steps as u64, "inpainting");
+    let y = inpainter
+        .inpaint(
+            &x,
+            &mask,
+            &adiff_core::NetInputs::none(),
+            &mut noise,
+            &mut super::common::on_step(&bar),
+        )
+        .context("inpainting")?;
+    bar.finish_and_clear();
+    let y = y.narrow(2, 0, len)?.to_dtype(DType::F32)?;
+    let out = at_rate(
+        &from_model(&y, layout, cfg.sample_rate)?,
+        input.sample_rate(),
+    )?;
+    let written = write_output(&args.output, &out, args.out_rate)?;
+    println!(
+        "wrote {} ({} Hz, {:.2} s)",
+        args.output.display(),
+        written.sample_rate(),
+        written.duration_secs()
+    );
+    Ok(())
+}

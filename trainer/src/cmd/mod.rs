@@ -1,0 +1,16 @@
+//! The `adiff` commands, one file each; each is a thin layer over `adiff_core`.
+
+pub mod audio;
+pub mod common;
+pub mod r#continue;
+pub mod convert;
+pub mod decode;
+pub mod demo;
+pub mod encode;
+pub mod generate;
+pub mod info;
+pub mod inpaint;
+pub mod model;
+pub mod run;
+pub mod speed;
+pub mod upsample;

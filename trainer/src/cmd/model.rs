@@ -1,0 +1,36 @@
+//! Opening a model folder for a command, with one clear line for each way it can be unusable.
+
+use adiff_core::models::folder::{FolderConfig, CONFIG_FILE, WEIGHTS_FILE};
+use adiff_core::models::AnyModel;
+use anyhow::{bail, Result};
+use candle_core::Device;
+use std::path::Path;
+
+/// Checks that `dir` is a model folder (a folder with `config.json` and `model.safetensors`).
+pub fn check_folder(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("model folder {} does not exist (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE})", dir.display());
+    }
+    if !dir.join(CONFIG_FILE).is_file() {
+        bail!("model folder {} has no {CONFIG_FILE}", dir.display());
+    }
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        bail!(
+            "model folder {} has no weights ({WEIGHTS_FILE} is missing)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Loads the model of folder `dir` onto `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<(FolderConfig, AnyModel)> {
+    check_folder(dir)?;
+    Ok(AnyModel::load(dir, device)?)
+}
+
+/// Reads only the header of folder `dir`.
+pub fn header(dir: &Path) -> Result<FolderConfig> {
+    check_folder(dir)?;
+    Ok(FolderConfig::read(&dir.join(CONFIG_FILE))?)
+}

@@ -1,0 +1,173 @@
+//! `adiff upsample`: a clip at rate r to rate r·K through an upsampler model folder, in overlapping
+//! windows of the model's training length, crossfaded.
+
+use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::common::{check_output, model_dir, SamplingArgs};
+use super::{model, run};
+use adiff_core::audio::{spectrogram::write_spectrogram_png, AudioClip};
+use adiff_core::models::AnyModel;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `adiff upsample`.
+#[derive(Debug, Args)]
+pub struct UpsampleArgs {
+    /// Input audio (WAV, FLAC, MP3, OGG, ...).
+    pub input: PathBuf,
+    /// Output WAV file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Upsampling factor K (default: the model's first); the output rate is the input's times K.
+    #[arg(long)]
+    pub factor: Option<usize>,
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead (Hz).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    /// Also write a before/after spectrogram PNG.
+    #[arg(long)]
+    pub spectrogram: Option<PathBuf>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// The rates of an upsampling job: input r, model low rate R/K, model rate R, target r·K.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Factor K.
+    pub factor: usize,
+    /// Rate the model's input must have (R / K).
+    pub low_rate: u32,
+    /// The model's rate R.
+    pub model_rate: u32,
+    /// The natural output rate r·K.
+    pub target_rate: u32,
+}
+
+/// Checks that the model can serve input rate `rate` at `factor` and works out the rates.
+pub fn plan(rate: u32, factor: Option<usize>, factors: &[usize], model_rate: u32) -> Result<Plan> {
+    let k = factor.unwrap_or(factors[0]);
+    if !factors.contains(&k) {
+        bail!("this model upsamples by {factors:?}, not by {k}");
+    }
+    if model_rate % k as u32 != 0 {
+        bail!("the model's rate {model_rate} Hz is not divisible by the factor {k}");
+    }
+    let target = rate as u64 * k as u64;
+    if target > model_rate as u64 {
+        bail!(
+            "input at {rate} Hz upsampled by {k} would be {target} Hz, above the model's {model_rate} Hz: this model cannot serve that rate (use an input at {} Hz or below)",
+            model_rate / k as u32
+        );
+    }
+    Ok(Plan {
+        factor: k,
+        low_rate: model_rate / k as u32,
+        model_rate,
+        target_rate: target as u32,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &UpsampleArgs) -> Result<()> {
+    check_output(Some(&args.input), &args.output)?;
+    let input = read_input(&args.input)?;
+    let dir = model_dir(args.model.as_ref())?;
+    let device = args.sampling.device()?;
+    let (cfg, any) = model::load(&dir, &device)?;
+    let AnyModel::Upsampler(m) = any else {
+        bail!(
+            "model folder {} holds a {:?}, not an upsampler",
+            dir.display(),
+            cfg.kind
+        );
+    };
+    let plan = plan(
+        input.sample_rate(),
+        args.factor,
+        m.factors(),
+        cfg.sample_rate,
+    )?;
+    let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
+    let low = at_rate(&input, plan.low_rate)?;
+    let (x, layout) = to_model(&low, cfg.channels, &device)?;
+    let window = (cfg.window_length / plan.factor).max(1);
+    let y = run::windowed(
+        &x,
+        window,
+        plan.factor,
+        args.sampling.seed,
+        "upsampling",
+        |piece, noise, on_step| m.sample(piece, Some(plan.factor), &sampling, noise, on_step),
+    )
+    .context("upsampling")?;
+    let out = from_model(&y, layout, plan.model_rate)?;
+    let mut out = at_rate(&out, plan.target_rate)?;
+    out = exact_length(&out, input.len() * plan.factor)?;
+    let written = write_output(&args.output, &out, args.out_rate)?;
+    println!(
+        "wrote {} ({} Hz, {} channels, {:.2} s)",
+        args.output.display(),
+        written.sample_rate(),
+        written.num_channels(),
+        written.duration_secs()
+    );
+    if let Some(png) = &args.spectrogram {
+        let before = at_rate(&input, written.sample_rate())?.with_channels(1)?;
+        let after = written.with_channels(1)?;
+        write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])?;
+        println!("wrote {} (top: input, bottom: output)", png.display());
+    }
+    Ok(())
+}
+
+/// The clip cut or zero-padded to exactly `len` samples (resampling chains can differ by one).
+pub fn exact_length(clip: &AudioClip, len: usize) -> Result<AudioClip> {
+    let channels = clip
+        .channels()
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.resize(len, 0.0);
+            c
+        })
+        .collect();
+    Ok(AudioClip::new(clip.sample_rate(), channels)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_follow_the_rates() {
+        let p = plan(12_000, Some(4), &[2, 4, 8], 48_000).unwrap();
+        assert_eq!(
+            p,
+            Plan {
+                factor: 4,
+                low_rate: 12_000,
+                model_rate: 48_000,
+                target_rate: 48_000
+            }
+        );
+        let p = plan(11_025, Some(4), &[2, 4, 8], 48_000).unwrap();
+        assert_eq!((p.low_rate, p.target_rate), (12_000, 44_100));
+        assert_eq!(plan(24_000, None, &[2, 4], 48_000).unwrap().factor, 2);
+    }
+
+    #[test]
+    fn refuses_rates_and_factors_the_model_cannot_serve() {
+        let e = plan(44_100, Some(2), &[2, 4], 48_000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot serve"), "{e}");
+        let e = plan(12_000, Some(3), &[2, 4], 48_000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not by 3"), "{e}");
+    }
+}

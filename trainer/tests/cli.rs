@@ -1,0 +1,257 @@
+//! The `adiff` binary end to end: the demo, `info`, an upsampling run through a small model folder
+//! built in the test, and the bad-input cases (one clear line on stderr, non-zero exit).
+
+use adiff_core::audio::{read_audio, write_wav, AudioClip, WavEncoding};
+use adiff_core::models::folder::{FolderConfig, ModelFolder, ModelKind};
+use adiff_core::models::{AudioDiffusionUpsampler, AudioDiffusionUpsamplerConfig};
+use adiff_core::Compat;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn adiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adiff"))
+        .args(args)
+        .output()
+        .expect("the adiff binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Refused with exactly one non-empty line on stderr that contains `words`.
+fn assert_refused(o: &Output, words: &str) {
+    assert!(
+        !o.status.success(),
+        "expected a failure, stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].contains(words), "`{}` lacks `{words}`", lines[0]);
+}
+
+/// A tiny upsampler (factors 2 and 4) at 16 kHz with random weights, saved as a model folder.
+fn tiny_upsampler(dir: &Path) {
+    let kwargs = serde_json::json!({
+        "in_channels": 1, "channels": 8, "patch_factor": 2, "multipliers": [1, 2], "factors": [2],
+        "num_blocks": [1], "attentions": [0, 0], "resnet_groups": 4, "factor": [2, 4]
+    });
+    let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(&kwargs).unwrap();
+    let varmap = VarMap::new();
+    AudioDiffusionUpsampler::new(
+        &cfg,
+        Compat::Fixed,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let config = FolderConfig::new(ModelKind::AudioDiffusionUpsampler, kwargs, 16_000, 1, 2048);
+    ModelFolder::new(config, tensors)
+        .unwrap()
+        .save(dir)
+        .unwrap();
+}
+
+fn sine_clip(rate: u32, channels: usize, secs: f64) -> AudioClip {
+    let n = (rate as f64 * secs) as usize;
+    let ch = (0..channels)
+        .map(|c| {
+            (0..n)
+                .map(|i| 0.4 * (i as f32 * 0.05 * (c + 1) as f32).sin())
+                .collect()
+        })
+        .collect();
+    AudioClip::new(rate, ch).unwrap()
+}
+
+#[test]
+fn demo_runs_and_says_the_weights_are_random() {
+    let o = adiff(&["demo", "--length", "4096", "--runs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("RANDOM"), "{out}");
+    assert!(out.contains("parameters:"), "{out}");
+}
+
+#[test]
+fn upsample_through_a_model_folder_gives_the_right_rate_and_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    tiny_upsampler(&model);
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join("out.wav");
+    let png = dir.path().join("out.png");
+    // 8 kHz stereo, 0.7 s: several windows of 1024 low-rate samples, both channels as batch.
+    write_wav(&input, &sine_clip(8000, 2, 0.7), WavEncoding::Pcm16).unwrap();
+    let o = adiff(&[
+        "upsample",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--factor",
+        "2",
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--seed",
+        "7",
+        "--spectrogram",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = read_audio(&output).unwrap();
+    assert_eq!(
+        (out.sample_rate(), out.num_channels(), out.len()),
+        (16_000, 2, 2 * 5600)
+    );
+    assert!(out.channels().iter().flatten().all(|v| v.is_finite()));
+    assert!(png.is_file());
+    // The same seed gives the same output.
+    let again = dir.path().join("again.wav");
+    let o = adiff(&[
+        "upsample",
+        input.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+        "--factor",
+        "2",
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--seed",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_audio(&again).unwrap(), out);
+    // --out-rate and a 44.1k-family input (resampled to the model's rates and back).
+    let input2 = dir.path().join("in2.wav");
+    write_wav(&input2, &sine_clip(4000, 1, 0.5), WavEncoding::Float32).unwrap();
+    let o = adiff(&[
+        "upsample",
+        input2.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--factor",
+        "4",
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--out-rate",
+        "22050",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = read_audio(&output).unwrap();
+    assert_eq!((out.sample_rate(), out.len()), (22_050, 11_025));
+}
+
+#[test]
+fn info_prints_the_config_and_parameter_count() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_upsampler(dir.path());
+    let o = adiff(&["info", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("AudioDiffusionUpsampler")
+            && out.contains("parameters:")
+            && out.contains("expected speed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    tiny_upsampler(&model);
+    let m = model.to_str().unwrap();
+    let good = dir.path().join("good.wav");
+    write_wav(&good, &sine_clip(8000, 1, 0.2), WavEncoding::Pcm16).unwrap();
+    let g = good.to_str().unwrap();
+    let out = dir.path().join("out.wav");
+    let o_ = out.to_str().unwrap();
+
+    // Unreadable audio.
+    let junk = dir.path().join("junk.wav");
+    std::fs::write(&junk, "not a wave file, only text ".repeat(50)).unwrap();
+    let o = adiff(&[
+        "upsample",
+        junk.to_str().unwrap(),
+        "-o",
+        o_,
+        "--factor",
+        "2",
+        "--model",
+        m,
+    ]);
+    assert_refused(&o, "junk.wav");
+    // A missing input.
+    let o = adiff(&[
+        "upsample",
+        "/nonexistent/in.flac",
+        "-o",
+        o_,
+        "--factor",
+        "2",
+        "--model",
+        m,
+    ]);
+    assert_refused(&o, "no such file");
+    // A model folder without weights.
+    let empty = dir.path().join("noweights");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::copy(model.join("config.json"), empty.join("config.json")).unwrap();
+    let o = adiff(&[
+        "upsample",
+        g,
+        "-o",
+        o_,
+        "--factor",
+        "2",
+        "--model",
+        empty.to_str().unwrap(),
+    ]);
+    assert_refused(&o, "no weights");
+    // A rate the model cannot serve: 16 kHz x 2 = 32 kHz > the model's 16 kHz.
+    let hi = dir.path().join("hi.wav");
+    write_wav(&hi, &sine_clip(16_000, 1, 0.2), WavEncoding::Pcm16).unwrap();
+    let o = adiff(&[
+        "upsample",
+        hi.to_str().unwrap(),
+        "-o",
+        o_,
+        "--factor",
+        "2",
+        "--model",
+        m,
+    ]);
+    assert_refused(&o, "cannot serve");
+    // A factor the model was not made for.
+    let o = adiff(&["upsample", g, "-o", o_, "--factor", "3", "--model", m]);
+    assert_refused(&o, "not by 3");
+    // Output == input (also through another spelling of the same path).
+    let o = adiff(&["upsample", g, "-o", g, "--factor", "2", "--model", m]);
+    assert_refused(&o, "overwrite the input");
+    let other = format!("{}/./good.wav", dir.path().display());
+    let o = adiff(&["upsample", g, "-o", &other, "--factor", "2", "--model", m]);
+    assert_refused(&o, "overwrite the input");
+    // The input is untouched by all of this.
+    assert_eq!(read_audio(&good).unwrap().len(), 1600);
+    // A generator command on an upsampler folder.
+    let o = adiff(&["generate", "-o", o_, "--model", m]);
+    assert_refused(&o, "not a generator");
+}
