@@ -272,8 +272,9 @@ impl WorkerState {
         };
         let shared = self.shared.clone();
         let gen = r.gen;
+        // Steps fill 0..0.99; 1.0 is set only once the result is on its way to the audio thread.
         let mut progress = move |f: f32| {
-            shared.set_progress(f);
+            shared.set_progress(0.99 * f);
             shared.is_current(gen)
         };
         let model_rate = renderer.sample_rate();
