@@ -194,3 +194,26 @@ fn corrupt_or_empty_weights_name_the_file() {
     candle_core::safetensors::save(&HashMap::<String, Tensor>::new(), &w).unwrap();
     assert!(load_err(dir.path()).contains("no tensors"));
 }
+
+#[test]
+fn sampler_settings_read_the_reference_constructor_trees() {
+    let v =
+        serde_json::json!({"class": "KarrasSampler", "kwargs": {"s_tmax": "inf", "s_churn": 1.0}});
+    let s: SamplerSetting = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        s,
+        SamplerSetting::KarrasSampler {
+            s_tmin: 0.0,
+            s_tmax: f64::INFINITY,
+            s_churn: 1.0,
+            s_noise: 1.0
+        }
+    );
+    let back = serde_json::to_value(&s).unwrap();
+    assert_eq!(back["kwargs"]["s_tmax"], "inf");
+    let v = serde_json::json!({"class": "ADPM2Sampler", "kwargs": {}});
+    assert_eq!(
+        serde_json::from_value::<SamplerSetting>(v).unwrap(),
+        SamplerSetting::ADPM2Sampler { rho: 1.0 }
+    );
+}

@@ -54,9 +54,9 @@ pub enum SamplerSetting {
         /// Lowest sigma that gets churn.
         #[serde(default)]
         s_tmin: f64,
-        /// Highest sigma that gets churn (`null` = infinity).
-        #[serde(default)]
-        s_tmax: Option<f64>,
+        /// Highest sigma that gets churn (`"inf"` allowed, the default).
+        #[serde(default = "infinity", with = "super::config::float_or_inf")]
+        s_tmax: f64,
         /// Total churn.
         #[serde(default)]
         s_churn: f64,
@@ -84,6 +84,9 @@ pub enum ScheduleSetting {
 
 fn one() -> f64 {
     1.0
+}
+fn infinity() -> f64 {
+    f64::INFINITY
 }
 fn seven() -> f64 {
     7.0

@@ -68,7 +68,7 @@ pub fn sampler_from(s: &SamplerSetting, compat: Compat) -> Result<Box<dyn Sample
         } => Box::new(KarrasSampler {
             params: HeunSampler {
                 s_tmin,
-                s_tmax: s_tmax.unwrap_or(f64::INFINITY),
+                s_tmax,
                 s_churn,
                 s_noise,
             },
