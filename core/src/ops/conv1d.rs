@@ -38,6 +38,15 @@ pub fn conv1d_with(
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
     };
+    // When the padding is wider than what the outputs reach back to (very short inputs), the
+    // backward's transposed convolution would crop more than it produces: pad explicitly instead.
+    let (t, k) = (x.dim(2)?, w.dim(2)?);
+    let t_out = (t + 2 * padding).saturating_sub(k) / stride + 1;
+    let (x, padding) = if padding > 0 && (t_out - 1) * stride + k < 2 * padding + 1 {
+        (x.pad_with_zeros(2, padding, padding)?, 0)
+    } else {
+        (x.clone(), padding)
+    };
     let op = Conv1dOp {
         stride,
         padding,
@@ -166,9 +175,12 @@ impl CustomOp3 for Conv1dOp {
             self.isa,
         )?;
         // dL/dw[o, c, j] = Σ_b Σ_t grad[b, o, t] · x_padded[b, c, t·s + j] (stock candle conv).
+        // Both operands are made contiguous: candle 0.11's CPU conv1d multiplies by the wrong
+        // buffer when its kernel is a strided view (its own conv1d backward is wrong for batch > 1).
         let gw = x
             .transpose(0, 1)?
-            .conv1d(&grad.transpose(0, 1)?, p, 1, s, 1)?
+            .contiguous()?
+            .conv1d(&grad.transpose(0, 1)?.contiguous()?, p, 1, s, 1)?
             .transpose(0, 1)?
             .narrow(2, 0, k)?;
         let gb = grad.sum((0, 2))?;

@@ -177,9 +177,11 @@ impl CustomOp3 for ConvTranspose1dOp {
             bail!("adiff conv_transpose1d backward: output_padding >= stride is not supported");
         }
         // dL/dw[c, o, j] = Σ_b Σ_m x[b, c, m] · grad[b, o, m·s + j - p] (stock candle conv).
+        // (Contiguous operands: see the note in `conv1d`'s backward.)
         let gw = grad
             .transpose(0, 1)?
-            .conv1d(&x.transpose(0, 1)?, p, 1, s, 1)?
+            .contiguous()?
+            .conv1d(&x.transpose(0, 1)?.contiguous()?, p, 1, s, 1)?
             .narrow(2, 0, k)?
             .transpose(0, 1)?;
         let gb = grad.sum((0, 2))?;
