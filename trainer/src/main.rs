@@ -35,7 +35,8 @@ enum Command {
     Decode(cmd::decode::DecodeArgs),
     /// Convert a reference checkpoint plus a config into a model folder.
     Convert(cmd::convert::ConvertArgs),
-    // `Train` (the trainer's command) goes here.
+    /// Train a model on a folder of audio, or resume a run.
+    Train(train::TrainArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(a) => cmd::encode::run(&a),
         Command::Decode(a) => cmd::decode::run(&a),
         Command::Convert(a) => cmd::convert::run(&a),
+        Command::Train(a) => train::run(a),
     }
 }
 

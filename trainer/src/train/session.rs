@@ -319,8 +319,13 @@ pub fn run(
                     None => Tensor::zeros((s.num_samples, ch, len), DType::F32, &dev)?,
                 };
                 let mut render_noise = SeededNoise::new(s.seed ^ RENDER_SALT);
-                let out = ema_model.render(&reference, s.sample_steps, &mut render_noise)?;
-                cb(step, &reference, &out)?;
+                // A failed preview is reported, never fatal: the run goes on.
+                let rendered = ema_model.render(&reference, s.sample_steps, &mut render_noise);
+                if let Err(e) = rendered.and_then(|out| cb(step, &reference, &out)) {
+                    bar.println(format!(
+                        "warning: preview render at step {step} failed: {e:#}"
+                    ));
+                }
             }
         }
         if (s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || last {
