@@ -73,6 +73,8 @@ impl ModelConfig {
 }
 
 /// A model of any kind.
+// One model value per loaded folder: the variants' size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyModel {
     /// Unconditional generator.

@@ -55,7 +55,7 @@ pub fn sampler_from(s: &SamplerSetting, compat: Compat) -> Result<Box<dyn Sample
     Ok(match *s {
         SamplerSetting::AEulerSampler {} => Box::new(AEulerSampler { compat }),
         SamplerSetting::ADPM2Sampler { rho } => {
-            if !(rho > 0.0) {
+            if rho.is_nan() || rho <= 0.0 {
                 return Err(Error::config("sampler.rho", "must be positive"));
             }
             Box::new(ADPM2Sampler { rho, compat })
