@@ -175,3 +175,25 @@ fn autoencoder1d_round_trip_shapes_and_noisy_draw_count() {
     // One draw before each of the two upsample blocks and one before to_out, in that order.
     assert_eq!(noise.remaining(), 0);
 }
+
+#[test]
+fn readme_autoencoder_latent_and_context_shapes() {
+    // SPEC §4.6: encoder_depth=4, encoder_channels=32 on the default model, x (2, 1, 2^18).
+    let kw = serde_json::json!({"in_channels": 1, "encoder_depth": 4, "encoder_channels": 32});
+    let cfg = AudioDiffusionAutoencoderConfig::from_kwargs(&kw).unwrap();
+    assert_eq!(
+        cfg.unet_config().context_channels,
+        Some(vec![0, 0, 0, 0, 512])
+    );
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let enc = adiff_core::models::MultiEncoder1d::new(&cfg.encoder_config(), vb).unwrap();
+    let x = audio(2, 1 << 18);
+    let latent = enc.encode(&x).unwrap();
+    assert_eq!(latent.dims(), [2, 32, 128]);
+    let context = enc.decode(&latent).unwrap();
+    assert_eq!(context.len(), 1);
+    assert_eq!(context[0].dims(), [2, 512, 128]);
+    // decode draws its start noise at latent frames x factor = 2^18 samples.
+    assert_eq!(128 * enc.config().factor(), 1 << 18);
+}
