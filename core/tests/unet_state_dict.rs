@@ -344,3 +344,18 @@ fn norm_quantile_with_level0_context_follows_the_compat_switch() {
     };
     assert!(fixed.forward(&x, Some(&t), &wrong).is_err());
 }
+
+#[test]
+fn half_precision_forward_stays_close_to_f32() {
+    let f32_out = formula_output(DType::F32);
+    for dtype in [DType::BF16, DType::F16] {
+        let half = formula_output(dtype);
+        let worst = f32_out
+            .iter()
+            .flatten()
+            .zip(half.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 2e-2, "{dtype:?}: max deviation {worst}");
+    }
+}

@@ -176,6 +176,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    #[allow(clippy::too_many_arguments)]
     /// Direct definition: `y[o, s*i + j - pad] += x[c, i] * w[c, o, j]`.
     fn reference(
         x: &[f32],

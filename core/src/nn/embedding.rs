@@ -104,11 +104,11 @@ mod tests {
         let x = Tensor::new(&[1f32], &Device::Cpu).unwrap();
         let y = SinusoidalEmbedding::new(8).unwrap().forward(&x).unwrap();
         let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let want = [
+        let want: [f64; 8] = [
             0.84147096, 0.04639923, 0.00215443, 0.0001, 0.54030234, 0.99892294, 0.99999768, 1.0,
         ];
         for (a, b) in y.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
         }
         assert!(SinusoidalEmbedding::new(2).is_err());
     }

@@ -205,6 +205,7 @@ mod tests {
     use candle_core::Device;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn patch_follows_the_index_map_and_unpatch_inverts_it() {
         let d = Device::Cpu;
         let x = Tensor::arange(0f32, 12.0, &d)
