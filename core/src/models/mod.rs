@@ -1,8 +1,22 @@
+//! The model classes of `model.py` (audio-diffusion-pytorch 0.0.61, SPEC §4), each a config (the
+//! reference keyword arguments with their defaults) and `new(cfg, compat, vb)` with the reference's
+//! weight names, plus the model folder that every front end loads.
+//!
+//! - [`generator`]: `AudioDiffusionModel`; [`upsampler`]: `AudioDiffusionUpsampler`;
+//!   [`autoencoder`]: `AudioDiffusionAutoencoder` over [`multiencoder`]`::MultiEncoder1d`;
+//!   [`conditional`]: `AudioDiffusionConditional`; [`autoencoder1d`]: the plain `AutoEncoder1d`;
+//!   [`variational`]: the `Variational` bottleneck; [`embedding`]: `SinusoidalEmbedding`.
+//! - [`model1d`] and [`config`]: `Model1d` (network + objective) and the `diffusion_*` kwargs;
+//!   [`sampling`]: schedule + sampler + steps (the reference defaults Karras(1e-4, 3, 9) + AEuler).
+//! - [`folder`]: `config.json` + `model.safetensors`; [`any`]: any model from a folder, and
+//!   `convert` from a reference checkpoint.
+
 pub mod embedding;
 pub mod folder;
 pub mod variational;
 
 pub mod any;
+pub mod bandext;
 pub mod autoencoder;
 pub mod autoencoder1d;
 pub mod conditional;
