@@ -249,6 +249,20 @@ fn bad_inputs_are_refused_with_one_clear_line() {
     let other = format!("{}/./good.wav", dir.path().display());
     let o = adiff(&["upsample", g, "-o", &other, "--factor", "2", "--model", m]);
     assert_refused(&o, "overwrite the input");
+    // Guidance on a model that takes none.
+    let o = adiff(&[
+        "upsample",
+        g,
+        "-o",
+        o_,
+        "--factor",
+        "2",
+        "--model",
+        m,
+        "--guidance",
+        "3",
+    ]);
+    assert_refused(&o, "conditional models only");
     // The input is untouched by all of this.
     assert_eq!(read_audio(&good).unwrap().len(), 1600);
     // A generator command on an upsampler folder.

@@ -85,21 +85,25 @@ impl SamplingArgs {
         if let Some(ScheduleName::Karras) = self.schedule {
             s.schedule = karras_of(defaults, compat);
         }
-        if let Some(g) = self.guidance {
-            if !g.is_finite() || g < 0.0 {
-                bail!("--guidance must be a non-negative number, got {g}");
-            }
+        if self.guidance.is_some() {
+            // Only conditional models use classifier-free guidance, and no command drives one yet.
+            bail!("--guidance applies to conditional models only; this command's model takes no guidance");
         }
         Ok(s)
     }
 }
 
 fn karras_of(defaults: &SamplingDefaults, compat: Compat) -> Box<dyn Schedule> {
-    let ScheduleSetting::KarrasSchedule {
-        sigma_min,
-        sigma_max,
-        rho,
-    } = defaults.sigma_schedule;
+    #[allow(unreachable_patterns)]
+    let (sigma_min, sigma_max, rho) = match defaults.sigma_schedule {
+        ScheduleSetting::KarrasSchedule {
+            sigma_min,
+            sigma_max,
+            rho,
+        } => (sigma_min, sigma_max, rho),
+        // A model whose default schedule is of another family: the reference's Karras range.
+        _ => (1e-4, 3.0, 9.0),
+    };
     Box::new(KarrasSchedule {
         sigma_min,
         sigma_max,
