@@ -16,7 +16,6 @@ pub mod folder;
 pub mod variational;
 
 pub mod any;
-pub mod bandext;
 pub mod autoencoder;
 pub mod autoencoder1d;
 pub mod conditional;
