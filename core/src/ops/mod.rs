@@ -4,10 +4,12 @@
 //! - [`conv1d()`] / [`conv_transpose1d()`]: direct convolutions without im2col (polyphase "tap
 //!   list" form, register-blocked AVX-512 / AVX2 / portable micro-kernels), with backward.
 //! - [`group_norm_scale_shift_silu()`]: GroupNorm → `x·(scale+1)+shift` → SiLU in two passes.
+//! - [`attention()`]: tiled attention with an online softmax (no full score matrix).
 //! - [`isa::Isa`]: runtime instruction-set choice; `ADIFF_KERNELS=portable|avx2|avx512` caps it.
 //!
 //! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes.
 
+pub mod attention;
 pub mod conv1d;
 mod conv_kernel;
 pub mod conv_transpose1d;
@@ -20,6 +22,7 @@ mod conv_tests;
 #[cfg(test)]
 mod group_norm_tests;
 
+pub use attention::{attention, attention_stock, attention_with};
 pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
 pub use conv_transpose1d::{conv_transpose1d, conv_transpose1d_stock, conv_transpose1d_with};
 pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArgs};
