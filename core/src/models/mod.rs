@@ -16,6 +16,7 @@ pub mod folder;
 pub mod variational;
 
 pub mod any;
+pub mod bandext;
 pub mod autoencoder;
 pub mod autoencoder1d;
 pub mod conditional;
