@@ -7,7 +7,8 @@
 //! - [`attention()`]: tiled attention with an online softmax (no full score matrix).
 //! - [`isa::Isa`]: runtime instruction-set choice; `ADIFF_KERNELS=portable|avx2|avx512` caps it.
 //!
-//! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes.
+//! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes,
+//! and everywhere when `ADIFF_KERNELS=stock`.
 
 pub mod attention;
 pub mod conv1d;
@@ -30,11 +31,25 @@ pub use isa::Isa;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
-/// Whether every present tensor is an f32 tensor on the CPU (the kernels' domain).
+/// Whether the kernels are enabled: `ADIFF_KERNELS=stock` (read once) routes every entry point
+/// to the stock candle composite, the baseline of the whole-model benchmarks.
+pub fn kernels_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("ADIFF_KERNELS").as_deref().map(str::trim),
+            Ok("stock") | Ok("off")
+        )
+    })
+}
+
+/// Whether the kernels are enabled and every present tensor is an f32 tensor on the CPU.
 pub(crate) fn fast_path_ok(ts: &[Option<&Tensor>]) -> bool {
-    ts.iter()
-        .flatten()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    kernels_enabled()
+        && ts
+            .iter()
+            .flatten()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// The contiguous f32 values of a CPU storage under `layout`.
