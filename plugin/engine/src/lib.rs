@@ -144,6 +144,7 @@ impl Engine {
         for (p, v) in &s.params {
             self.shared.params.set(*p, *v);
         }
+        self.shared.bump_state_epoch();
         let model_changed = {
             let mut stored = self.shared.stored();
             let changed = stored.model_path != s.model_path;

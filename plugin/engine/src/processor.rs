@@ -53,6 +53,7 @@ pub struct Processor {
     result: Option<AudioBuf>,
     play_pos: Option<usize>,
     prev: Edges,
+    epoch: u64,
 }
 
 pub(crate) struct ProcessorEnds {
@@ -66,6 +67,7 @@ impl Processor {
     /// Allocates the capture buffers (`capture_seconds` at `rate`, two of them for double
     /// buffering). Main thread, at activation.
     pub(crate) fn new(shared: Arc<Shared>, ends: ProcessorEnds, rate: f64) -> Self {
+        let epoch = shared.state_epoch();
         let capture_frames = (shared.params.get(Param::CaptureSeconds) * rate).ceil() as usize;
         let prev = Edges {
             arm: shared.params.on(Param::Arm),
@@ -91,6 +93,7 @@ impl Processor {
             result: None,
             play_pos: None,
             prev,
+            epoch,
         }
     }
 
@@ -118,10 +121,10 @@ impl Processor {
         transport: &Transport,
     ) {
         self.service();
+        self.handle_edges(transport);
         if self.shared.offline() {
             self.wait_for_pending_render();
         }
-        self.handle_edges(transport);
 
         let p = &self.shared.params;
         let mix = (p.get(Param::Mix) / 100.0) as f32;
@@ -148,7 +151,8 @@ impl Processor {
                     cap.push(l, r);
                 }
             }
-            let (wl, wr) = self.wet(sync_start, i);
+            // Nothing playing: the dry signal passes through (gain still applies).
+            let (wl, wr) = self.wet(sync_start, i).unwrap_or((l, r));
             left[i] = flush((l + mix * (wl - l)) * gain);
             if let Some(rr) = right.as_deref_mut() {
                 rr[i] = flush((r + mix * (wr - r)) * gain);
@@ -160,33 +164,23 @@ impl Processor {
         self.flush_outbox();
     }
 
-    /// The wet frame for sample `i` of this block, advancing trigger playback.
+    /// The wet frame for sample `i` of this block (`None`: nothing is playing), advancing
+    /// trigger playback.
     #[inline]
-    fn wet(&mut self, sync_start: Option<i64>, i: usize) -> (f32, f32) {
-        let Some(res) = self.result.as_ref() else {
-            return (0.0, 0.0);
-        };
+    fn wet(&mut self, sync_start: Option<i64>, i: usize) -> Option<(f32, f32)> {
+        let res = self.result.as_ref()?;
         if let Some(start) = sync_start {
             let pos = start + i as i64 - res.anchor;
             return if pos >= 0 {
-                res.frame(pos as usize).unwrap_or((0.0, 0.0))
+                res.frame(pos as usize)
             } else {
-                (0.0, 0.0)
+                None
             };
         }
-        match self.play_pos {
-            Some(pos) => match res.frame(pos) {
-                Some(f) => {
-                    self.play_pos = Some(pos + 1);
-                    f
-                }
-                None => {
-                    self.play_pos = None;
-                    (0.0, 0.0)
-                }
-            },
-            None => (0.0, 0.0),
-        }
+        let pos = self.play_pos?;
+        let f = res.frame(pos);
+        self.play_pos = f.map(|_| pos + 1);
+        f
     }
 
     fn handle_edges(&mut self, transport: &Transport) {
@@ -197,6 +191,12 @@ impl Processor {
             render: p.on(Param::Render),
             cancel: p.on(Param::Cancel),
         };
+        let epoch = self.shared.state_epoch();
+        if epoch != self.epoch {
+            // Values restored by a state load are a new baseline, not edges.
+            self.epoch = epoch;
+            self.prev = now;
+        }
         if now.arm && !self.prev.arm {
             self.arm_pending = true;
         }

@@ -32,6 +32,7 @@ pub struct Shared {
     offline: AtomicBool,
     shutdown: AtomicBool,
     host_rate: AtomicU64,
+    state_epoch: AtomicU64,
     stored: Mutex<Stored>,
     messages: Mutex<Vec<String>>,
 }
@@ -48,6 +49,7 @@ impl Default for Shared {
             offline: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             host_rate: AtomicU64::new(48_000f64.to_bits()),
+            state_epoch: AtomicU64::new(0),
             stored: Mutex::new(Stored::default()),
             messages: Mutex::new(Vec::new()),
         }
@@ -128,6 +130,16 @@ impl Shared {
 
     pub(crate) fn set_host_rate(&self, rate: f64) {
         self.host_rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Counts state loads: the audio thread takes parameter values changed by a load as the new
+    /// baseline instead of as edges (a restored "render = on" does not start a render).
+    pub fn state_epoch(&self) -> u64 {
+        self.state_epoch.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_state_epoch(&self) {
+        self.state_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Locks the stored clips (never from the audio thread). A poisoned lock is recovered.

@@ -19,14 +19,10 @@ pub const MAGIC: [u8; 8] = *b"ADIFFST\0";
 pub const VERSION: u32 = 1;
 const FIXED_LEN: usize = 8 + 4 + 8 + 8;
 
-/// Parameters that are momentary controls, never saved (loading them would fire them).
-const MOMENTARY: [Param; 5] = [
-    Param::Trigger,
-    Param::Render,
-    Param::Cancel,
-    Param::Arm,
-    Param::Progress,
-];
+/// Parameters that are not saved: the read-only progress. (Momentary controls such as trigger and
+/// render are saved, so hosts read back the values they set; loading them never fires them, see
+/// `Shared::state_epoch`.)
+const UNSAVED: [Param; 1] = [Param::Progress];
 
 /// A clip's place in the payload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,7 +81,7 @@ pub fn encode(
     let header = Header {
         version: VERSION,
         params: Param::all()
-            .filter(|p| !MOMENTARY.contains(p))
+            .filter(|p| !UNSAVED.contains(p))
             .map(|p| (p.spec().key.to_string(), params.get(p)))
             .collect(),
         model_path: model_path.map(PathBuf::from),
@@ -223,7 +219,7 @@ pub fn decode(bytes: &[u8]) -> Result<PluginState> {
         .iter()
         .filter_map(|(k, &v)| {
             Param::from_key(k)
-                .filter(|p| !MOMENTARY.contains(p))
+                .filter(|p| !UNSAVED.contains(p))
                 .map(|p| (p, p.spec().clamp(v)))
         })
         .collect();
@@ -266,9 +262,10 @@ mod tests {
         let s = decode(&bytes).expect("decodes");
         assert!(s.params.contains(&(Param::Steps, 7.0)));
         assert!(s.params.contains(&(Param::Mix, 25.0)));
+        assert!(s.params.contains(&(Param::Trigger, 1.0)));
         assert!(
-            !s.params.iter().any(|(q, _)| *q == Param::Trigger),
-            "momentary params are not saved"
+            !s.params.iter().any(|(q, _)| *q == Param::Progress),
+            "read-only progress is not saved"
         );
         assert_eq!(s.model_path.as_deref(), Some(std::path::Path::new("/m")));
         assert_eq!(s.captured.as_ref(), Some(&cap));

@@ -239,3 +239,22 @@ fn host_rate_differs_from_model_rate_and_generate_has_the_asked_length() {
     wait_for_result(&e, &mut p, 0);
     assert_eq!(p.result_len(), 66_150);
 }
+
+#[test]
+fn a_state_load_does_not_fire_the_momentary_controls_it_restores() {
+    let e = engine(0);
+    e.params().set(Param::Render, 1.0);
+    e.params().set(Param::Arm, 1.0);
+    let bytes = e.save_state();
+    let fresh = engine(0);
+    let mut p = fresh.activate(RATE);
+    run(&mut p, &[0.0; 8], 8);
+    fresh.load_state(&bytes).expect("loads");
+    assert!(fresh.params().on(Param::Render) && fresh.params().on(Param::Arm));
+    run(&mut p, &[0.1; 64], 64);
+    assert!(
+        !fresh.shared().render_pending(),
+        "a restored render = on started a render"
+    );
+    assert!(!p.capturing(), "a restored arm = on started a capture");
+}
