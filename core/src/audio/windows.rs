@@ -225,7 +225,7 @@ mod tests {
         // A sin² ramp over 1024 samples moves at most pi/2/1024 per sample.
         assert!(jump < 1.6e-3, "largest step {jump}");
         assert_eq!(y[0], 0.0);
-        assert!(y.iter().any(|v| *v == 1.0));
+        assert!(y.contains(&1.0));
     }
 
     #[test]
