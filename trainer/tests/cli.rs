@@ -76,12 +76,34 @@ fn sine_clip(rate: u32, channels: usize, secs: f64) -> AudioClip {
 }
 
 #[test]
-fn demo_runs_and_says_the_weights_are_random() {
-    let o = adiff(&["demo", "--length", "4096", "--runs", "1"]);
+fn demo_runs_end_to_end_and_says_the_weights_are_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    let o = adiff(&[
+        "demo",
+        "--length",
+        "4096",
+        "--runs",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--seconds",
+        "0.3",
+        "--steps",
+        "2",
+        "--factor",
+        "4",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("RANDOM"), "{out}");
     assert!(out.contains("parameters:"), "{out}");
+    let input = read_audio(out_dir.join("input.wav")).unwrap();
+    let output = read_audio(out_dir.join("output.wav")).unwrap();
+    assert_eq!((input.sample_rate(), input.len()), (12_000, 3600));
+    assert_eq!((output.sample_rate(), output.len()), (48_000, 4 * 3600));
+    assert!(out_dir.join("spectrogram.png").is_file());
+    assert!(out_dir.join("random-upsampler/model.safetensors").is_file());
 }
 
 #[test]
