@@ -4,7 +4,7 @@
 //! the strided convolution into a stride-1 one over `ci·stride` rows whose taps are read in place by
 //! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
 
-use super::conv_kernel::{phase_split, round_up, run, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -105,7 +105,6 @@ impl CustomOp3 for Conv1dOp {
         let t_out = (t + 2 * p - k) / s + 1;
         let q = k.div_ceil(s);
         let m = round_up(t_out, W_MAX) + q - 1;
-        let ph = phase_split(x, (b, ci, t), s, p, m);
         // Taps in (input channel, phase, shift) order; tap (c, r, qq) is kernel index qq·s + r.
         let mut offsets = Vec::with_capacity(ci * k);
         let mut kidx = Vec::with_capacity(ci * k);
@@ -134,17 +133,19 @@ impl CustomOp3 for Conv1dOp {
             wt_owned = v;
             &wt_owned
         };
-        let conv = TapConv {
-            batch: b,
-            x: &ph,
-            x_len: ci * s * m,
-            offsets: &offsets,
-            w: wt,
-            bias,
-            out: co,
-            t_out,
-        };
-        let y = run(&conv, self.isa)?;
+        let y = with_phase_split(x, (b, ci, t), s, p, m, |ph| {
+            let conv = TapConv {
+                batch: b,
+                x: ph,
+                x_len: ci * s * m,
+                offsets: &offsets,
+                w: wt,
+                bias,
+                out: co,
+                t_out,
+            };
+            run(&conv, self.isa)
+        })?;
         Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
     }
 

@@ -91,47 +91,51 @@ struct SharedPtr(*mut f32);
 unsafe impl Send for SharedPtr {}
 unsafe impl Sync for SharedPtr {}
 
+thread_local! {
+    /// The phase-split input of the last convolution on this thread, kept so that repeated calls
+    /// (every layer, every sampler step) reuse warm pages instead of faulting in fresh ones.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Splits `x [batch, ci, t]` into `[batch][ci][stride][m]` with
-/// `ph[b, c, r, i] = x[b, c, i·stride + r - pad_left]` (zero outside `0..t`), rows in parallel.
-pub(crate) fn phase_split(
+/// `ph[b, c, r, i] = x[b, c, i·stride + r - pad_left]` (zero outside `0..t`), rows in parallel,
+/// into a per-thread scratch buffer, and hands it to `f`.
+pub(crate) fn with_phase_split<R>(
     x: &[f32],
     (batch, ci, t): (usize, usize, usize),
     stride: usize,
     pad_left: usize,
     m: usize,
-) -> Vec<f32> {
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
     let rows = batch * ci * stride;
-    let mut ph: Vec<f32> = Vec::with_capacity(rows * m);
-    let out = SharedPtr(ph.as_mut_ptr());
-    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
-        let out = out;
-        for row in range {
-            // SAFETY: row `row` owns ph[row * m .. (row + 1) * m], inside the capacity, and writes
-            // every element of it (before `set_len` below); f32 has no invalid bit patterns.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(row * m), m) };
-            let r = row % stride;
-            let src = &x[(row / stride) * t..][..t];
-            if stride == 1 {
-                let i0 = pad_left.min(m);
-                let n = t.min(m - i0);
-                dst[..i0].fill(0.0);
-                dst[i0..i0 + n].copy_from_slice(&src[..n]);
-                dst[i0 + n..].fill(0.0);
-                continue;
-            }
-            for (i, d) in dst.iter_mut().enumerate() {
-                let idx = i * stride + r;
-                *d = if idx >= pad_left && idx - pad_left < t {
-                    src[idx - pad_left]
-                } else {
-                    0.0
-                };
-            }
+    let mut ph = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if ph.len() < rows * m {
+        ph.resize(rows * m, 0.0);
+    }
+    super::vec_math::par_chunks_mut(&mut ph[..rows * m], m.max(1), |row, dst| {
+        let r = row % stride;
+        let src = &x[(row / stride) * t..][..t];
+        if stride == 1 {
+            let i0 = pad_left.min(m);
+            let n = t.min(m - i0);
+            dst[..i0].fill(0.0);
+            dst[i0..i0 + n].copy_from_slice(&src[..n]);
+            dst[i0 + n..].fill(0.0);
+            return;
+        }
+        for (i, d) in dst.iter_mut().enumerate() {
+            let idx = i * stride + r;
+            *d = if idx >= pad_left && idx - pad_left < t {
+                src[idx - pad_left]
+            } else {
+                0.0
+            };
         }
     });
-    // SAFETY: all rows * m elements were written above.
-    unsafe { ph.set_len(rows * m) };
-    ph
+    let res = f(&ph[..rows * m]);
+    SCRATCH.with(|s| *s.borrow_mut() = ph);
+    res
 }
 
 /// Runs `conv` with the micro-kernel of `isa`; returns `y` as `[batch][out][t_out]`.

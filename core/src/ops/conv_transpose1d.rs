@@ -7,8 +7,9 @@
 //! with `s·co` output rows over the input padded by `Q - 1`, then interleaved.
 
 use super::conv1d::conv1d_with;
-use super::conv_kernel::{phase_split, round_up, run, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
+use super::vec_math::par_chunks_mut;
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
@@ -106,53 +107,56 @@ impl CustomOp3 for ConvTranspose1dOp {
         let q = k.div_ceil(s);
         let v_len = t + q - 1;
         let m = round_up(v_len, W_MAX) + q - 1;
-        let xp = phase_split(x, (b, ci, t), 1, q - 1, m);
         let offsets: Vec<usize> = (0..ci)
             .flat_map(|c| (0..q).map(move |j| c * m + j))
             .collect();
         let ntaps = ci * q;
         // Row r·co + o, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past the kernel end).
         let mut wt = vec![0f32; s * co * ntaps];
-        for r in 0..s {
-            for o in 0..co {
-                let row = &mut wt[(r * co + o) * ntaps..][..ntaps];
-                for c in 0..ci {
-                    for j in 0..q {
-                        let kk = (q - 1 - j) * s + r;
-                        if kk < k {
-                            row[c * q + j] = w[(c * co + o) * k + kk];
-                        }
+        par_chunks_mut(&mut wt, ntaps, |row_idx, row| {
+            let (r, o) = (row_idx / co, row_idx % co);
+            for c in 0..ci {
+                for j in 0..q {
+                    let kk = (q - 1 - j) * s + r;
+                    if kk < k {
+                        row[c * q + j] = w[(c * co + o) * k + kk];
                     }
                 }
             }
-        }
+        });
         let zero_bias = vec![0f32; s * co];
-        let conv = TapConv {
-            batch: b,
-            x: &xp,
-            x_len: ci * m,
-            offsets: &offsets,
-            w: &wt,
-            bias: &zero_bias,
-            out: s * co,
-            t_out: v_len,
-        };
-        let z = run(&conv, self.isa)?;
+        let z = with_phase_split(x, (b, ci, t), 1, q - 1, m, |xp| {
+            let conv = TapConv {
+                batch: b,
+                x: xp,
+                x_len: ci * m,
+                offsets: &offsets,
+                w: &wt,
+                bias: &zero_bias,
+                out: s * co,
+                t_out: v_len,
+            };
+            run(&conv, self.isa)
+        })?;
         // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
         let mut y = vec![0f32; b * co * t_out];
-        for (row, dst) in y.chunks_mut(t_out).enumerate() {
+        par_chunks_mut(&mut y, t_out.max(1), |row, dst| {
             let (bi, o) = (row / co, row % co);
-            for (tt, d) in dst.iter_mut().enumerate() {
-                let u = tt + p;
-                let (v, r) = (u / s, u % s);
+            let (mut v, mut r) = (p / s, p % s);
+            for d in dst.iter_mut() {
                 let zv = if v < v_len {
                     z[((bi * s + r) * co + o) * v_len + v]
                 } else {
                     0.0
                 };
                 *d = bias[o] + zv;
+                r += 1;
+                if r == s {
+                    r = 0;
+                    v += 1;
+                }
             }
-        }
+        });
         Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
     }
 
