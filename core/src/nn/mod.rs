@@ -11,7 +11,7 @@ pub mod norm;
 pub mod sequential;
 
 pub use attention::{Attention, AttentionBase};
-pub use conv::{conv_transpose1d, Conv1d, ConvTranspose1d};
+pub use conv::{conv_transpose1d, conv_transpose1d_via_2d, Conv1d, ConvTranspose1d};
 pub use embedding::{LearnedPositionalEmbedding, SinusoidalEmbedding, TimePositionalEmbedding};
 pub use linear::Linear;
 pub use norm::{GroupNorm, LayerNorm};
