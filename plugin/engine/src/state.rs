@@ -36,8 +36,9 @@ struct ClipHeader {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Header {
     version: u32,
-    /// Plain parameter values by stable key; unknown keys are ignored, missing keys keep defaults.
-    params: BTreeMap<String, f64>,
+    /// Plain parameter values by stable key, as Rust's shortest round-trip decimal text (JSON
+    /// number parsing is not bit-exact); unknown keys are ignored, missing keys keep defaults.
+    params: BTreeMap<String, String>,
     model_path: Option<PathBuf>,
     captured: Option<ClipHeader>,
     result: Option<ClipHeader>,
@@ -82,7 +83,7 @@ pub fn encode(
         version: VERSION,
         params: Param::all()
             .filter(|p| !UNSAVED.contains(p))
-            .map(|p| (p.spec().key.to_string(), params.get(p)))
+            .map(|p| (p.spec().key.to_string(), params.get(p).to_string()))
             .collect(),
         model_path: model_path.map(PathBuf::from),
         captured: captured.map(clip_header),
@@ -217,7 +218,8 @@ pub fn decode(bytes: &[u8]) -> Result<PluginState> {
     let params = header
         .params
         .iter()
-        .filter_map(|(k, &v)| {
+        .filter_map(|(k, v)| {
+            let v: f64 = v.parse().ok()?;
             Param::from_key(k)
                 .filter(|p| !UNSAVED.contains(p))
                 .map(|p| (p, p.spec().clamp(v)))
@@ -273,6 +275,22 @@ mod tests {
     }
 
     #[test]
+    fn parameter_values_round_trip_bit_exactly() {
+        let p = ParamValues::default();
+        p.set(Param::Gain, -16.86850719040511);
+        p.set(Param::Length, 3.8068556319594666);
+        let bytes = encode(&p, None, None, None);
+        let s = decode(&bytes).expect("decodes");
+        assert!(s.params.contains(&(Param::Gain, -16.86850719040511)));
+        assert!(s.params.contains(&(Param::Length, 3.8068556319594666)));
+        let q = ParamValues::default();
+        for (k, v) in &s.params {
+            q.set(*k, *v);
+        }
+        assert_eq!(encode(&q, None, None, None), bytes);
+    }
+
+    #[test]
     fn newer_corrupt_and_truncated_states_are_refused() {
         let (p, cap, res) = sample_state();
         let bytes = encode(&p, None, Some(&cap), Some(&res));
@@ -303,7 +321,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_ignored_and_out_of_range_values_clamped() {
-        let header = br#"{"version":1,"params":{"steps":9999,"future_knob":1},"model_path":null,"captured":null,"result":null}"#;
+        let header = br#"{"version":1,"params":{"steps":"9999","future_knob":"1","seed":"many"},"model_path":null,"captured":null,"result":null}"#;
         let mut payload = (header.len() as u32).to_le_bytes().to_vec();
         payload.extend_from_slice(header);
         let mut bytes = MAGIC.to_vec();
