@@ -60,11 +60,6 @@ impl Ema {
         }
         Ok(())
     }
-
-    /// The averaged variables, in order.
-    pub fn average(&self) -> &[Var] {
-        &self.average
-    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,6 @@ pub struct SessionSummary {
 
 /// The trained weights and their EMA, for export.
 pub struct Weights {
-    pub model: VarMap,
     pub ema: VarMap,
 }
 
@@ -93,6 +92,14 @@ fn restore(
         out.push(t.to_dtype(v.dtype())?);
     }
     Ok(out)
+}
+
+/// `metrics.jsonl` for the lead rank, `metrics.rank<r>.jsonl` for the others (their own losses).
+fn metrics_file(rank: usize) -> String {
+    match rank {
+        0 => "metrics.jsonl".into(),
+        r => format!("metrics.rank{r}.jsonl"),
+    }
 }
 
 /// Mean loss over the fixed validation windows with a fixed noise stream.
@@ -190,8 +197,12 @@ pub fn run(
         eprintln!("resumed from {} (step {step})", ck.path.display());
     }
     let resumed_from = step;
-    let mut metrics =
-        MetricsWriter::open(&run_dir.join("metrics.jsonl"), opts.resume.then_some(step))?;
+    // Only the lead rank (the only one in a single-process run) writes checkpoints and previews.
+    let lead = opts.sync.rank() == 0;
+    let mut metrics = MetricsWriter::open(
+        &run_dir.join(metrics_file(opts.sync.rank())),
+        opts.resume.then_some(step),
+    )?;
     let train_clips = Arc::new(data.train);
     let loader = Loader::start(
         train_clips,
@@ -282,7 +293,7 @@ pub fn run(
         step += 1;
         ema.update(step)?;
         let secs = t0.elapsed().as_secs_f64();
-        let n = (s.batch_size * s.grad_accum) as u64;
+        let n = (s.batch_size * s.grad_accum * opts.sync.world_size()) as u64;
         (timed_windows, timed_secs) = (timed_windows + n, timed_secs + secs);
         let loss = loss_sum / s.grad_accum as f64;
         metrics.write(&Record {
@@ -312,7 +323,7 @@ pub fn run(
                 ));
             }
         }
-        if let Some(cb) = opts.on_samples.as_mut() {
+        if let (Some(cb), true) = (opts.on_samples.as_mut(), lead) {
             if s.sample_every > 0 && (step % s.sample_every == 0 || last) {
                 let reference = match &val {
                     Some(v) => v.narrow(0, 0, s.num_samples.min(v.dim(0)?))?,
@@ -328,7 +339,7 @@ pub fn run(
                 }
             }
         }
-        if (s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || last {
+        if lead && ((s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || last) {
             save(step, &noise, &opt, data_rng, windows)?;
         }
     }
@@ -345,11 +356,5 @@ pub fn run(
             0.0
         },
     };
-    Ok((
-        summary,
-        Weights {
-            model: model_map,
-            ema: ema_map,
-        },
-    ))
+    Ok((summary, Weights { ema: ema_map }))
 }
