@@ -4,10 +4,10 @@
 //! the strided convolution into a stride-1 one over `ci·stride` rows whose taps are read in place by
 //! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
 
-use super::conv_kernel::{round_up, run, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, run_bf16, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
-use super::{f32_slice, fast_path_ok};
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use super::{conv_path_ok, f32_values, storage_like};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `conv1d(x [b, ci, t], w [co, ci, k], bias [co]?)` with symmetric zero `padding`: returns
 /// `[b, co, (t + 2·padding - k) / stride + 1]`. Uses the fast kernel for f32 CPU tensors (best
@@ -31,12 +31,12 @@ pub fn conv1d_with(
     padding: usize,
     isa: Isa,
 ) -> Result<Tensor> {
-    if !fast_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
+    if !conv_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
         return conv1d_stock(x, w, bias, stride, padding);
     }
     let bias = match bias {
         Some(b) => b.contiguous()?,
-        None => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
+        None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
     };
     // When the padding is wider than what the outputs reach back to (very short inputs), the
     // backward's transposed convolution would crop more than it produces: pad explicitly instead.
@@ -90,7 +90,13 @@ impl CustomOp3 for Conv1dOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) = (f32_slice(xs, xl)?, f32_slice(ws, wl)?, f32_slice(bs, bl)?);
+        let (x, w, bias) = (
+            f32_values(xs, xl)?,
+            f32_values(ws, wl)?,
+            f32_values(bs, bl)?,
+        );
+        let (x, w, bias): (&[f32], &[f32], &[f32]) = (&x, &w, &bias);
+        let bf16 = matches!(xs, CpuStorage::BF16(_));
         let (b, ci, t) = xl.shape().dims3()?;
         let (co, ci_w, k) = wl.shape().dims3()?;
         let (s, p) = (self.stride, self.padding);
@@ -136,6 +142,7 @@ impl CustomOp3 for Conv1dOp {
         let y = with_phase_split(x, (b, ci, t), s, p, m, |ph| {
             let conv = TapConv {
                 batch: b,
+                channels: ci,
                 x: ph,
                 x_len: ci * s * m,
                 offsets: &offsets,
@@ -144,9 +151,13 @@ impl CustomOp3 for Conv1dOp {
                 out: co,
                 t_out,
             };
-            run(&conv, self.isa)
+            if bf16 {
+                run_bf16(&conv, self.isa)
+            } else {
+                run(&conv, self.isa)
+            }
         })?;
-        Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
+        Ok((storage_like(xs, y), Shape::from((b, co, t_out))))
     }
 
     fn bwd(

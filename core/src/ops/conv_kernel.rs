@@ -23,21 +23,25 @@ pub(crate) const W_MAX: usize = 32;
 
 /// Bytes of weights one tap chunk may hold (sized to stay in a 32 KiB L1 beside the inputs).
 const WEIGHT_CHUNK_BYTES: usize = 16 * 1024;
+
 /// Output samples per task along time.
 const TIME_RANGE: usize = 256;
 
-/// One convolution in tap-list form (see the module docs).
-pub(crate) struct TapConv<'a> {
+/// One convolution in tap-list form (see the module docs), over f32 values (or bf16 pairs).
+pub(crate) struct TapConv<'a, T = f32> {
     /// Batch items.
     pub batch: usize,
+    /// Input channels: each owns `x_len / channels` consecutive values of a batch item, and its
+    /// taps are channel 0's shifted by that much (what the bf16 path pairs channels by).
+    pub channels: usize,
     /// Inputs, `batch * x_len` values.
-    pub x: &'a [f32],
+    pub x: &'a [T],
     /// Length of one batch item's input buffer.
     pub x_len: usize,
     /// Start of each tap inside a batch item's buffer.
     pub offsets: &'a [usize],
     /// Weights `[out][taps]`, row-major.
-    pub w: &'a [f32],
+    pub w: &'a [T],
     /// Bias `[out]`.
     pub bias: &'a [f32],
     /// Output rows.
@@ -53,15 +57,15 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
 /// A micro-kernel: accumulates `NR` rows x `W` samples of output over `taps`, reading the weight of
 /// row `r`, tap `i` at `w[r * ldw + i]`. `bias` non-null: start from `bias[0..NR]`; null: start
 /// from the values already in `y` (row stride `ldy`).
-type Micro = unsafe fn(&[usize], *const f32, *const f32, usize, *mut f32, usize, *const f32);
+type Micro<T> = unsafe fn(&[usize], *const T, *const T, usize, *mut f32, usize, *const f32);
 
-struct Spec {
+struct Spec<T> {
     nr: usize,
     w: usize,
-    micro: Micro,
+    micro: Micro<T>,
 }
 
-fn spec(isa: Isa) -> Spec {
+fn spec(isa: Isa) -> Spec<f32> {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Spec {
@@ -84,8 +88,13 @@ fn spec(isa: Isa) -> Spec {
 }
 
 /// A raw pointer shared by the tasks of a parallel section, each of which writes a disjoint part.
-#[derive(Clone, Copy)]
 struct SharedPtr(*mut f32);
+impl Clone for SharedPtr {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl Copy for SharedPtr {}
 // SAFETY: tasks write pairwise-disjoint parts of one buffer that outlives the parallel section; no
 // element is read by one task while another writes it.
 unsafe impl Send for SharedPtr {}
@@ -143,6 +152,11 @@ pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
     if !isa.is_supported() {
         bail!("adiff ops: this CPU cannot run {isa:?} kernels");
     }
+    check(conv)?;
+    Ok(drive(conv, spec(isa)))
+}
+
+fn check<T>(conv: &TapConv<T>) -> Result<()> {
     let ntaps = conv.offsets.len();
     let max_off = conv.offsets.iter().copied().max().unwrap_or(0);
     if conv.x.len() != conv.batch * conv.x_len
@@ -152,17 +166,23 @@ pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
     {
         bail!("adiff ops: inconsistent tap-list convolution geometry");
     }
-    let Spec { nr, w: wd, micro } = spec(isa);
+    Ok(())
+}
+
+/// The cache-blocked parallel loop over (batch, row block, time range) tasks.
+fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> Vec<f32> {
+    let ntaps = conv.offsets.len();
+    let Spec { nr, w: wd, micro } = spec;
     let out_pad = round_up(conv.out, nr);
     let t_pad = round_up(conv.t_out, wd);
     let n_cb = out_pad / nr;
     // Weights are read in place ([out][taps]); only a ragged last row block needs a padded copy.
     let w_padded;
-    let w: &[f32] = if out_pad == conv.out {
+    let w: &[T] = if out_pad == conv.out {
         conv.w
     } else {
         let mut v = conv.w.to_vec();
-        v.resize(out_pad * ntaps, 0.0);
+        v.resize(out_pad * ntaps, T::default());
         w_padded = v;
         &w_padded
     };
@@ -174,10 +194,10 @@ pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
         for (row, chunk) in y.chunks_mut(t_pad).enumerate() {
             chunk.fill(bias[row % out_pad]);
         }
-        return Ok(compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad));
+        return compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad);
     }
 
-    let tap_chunk = (WEIGHT_CHUNK_BYTES / (nr * 4)).max(1);
+    let tap_chunk = (WEIGHT_CHUNK_BYTES / (nr * std::mem::size_of::<T>())).max(1);
     let t_range = round_up(TIME_RANGE, wd).min(t_pad);
     let n_tr = t_pad.div_ceil(t_range);
     let n_tasks = conv.batch * n_cb * n_tr;
@@ -221,7 +241,7 @@ pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
     });
     // SAFETY: the tasks cover every (batch, row block, time tile), so all n_y values were written.
     unsafe { y.set_len(n_y) };
-    Ok(compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad))
+    compact(y, conv.batch, conv.out, out_pad, conv.t_out, t_pad)
 }
 
 /// Drops the padding rows and columns of `[batch][out_pad][t_pad]`.
@@ -366,5 +386,129 @@ unsafe fn micro_avx2<const NR: usize>(
     for (r, a) in acc.iter().enumerate() {
         _mm256_storeu_ps(y.add(r * ldy), a[0]);
         _mm256_storeu_ps(y.add(r * ldy + 8), a[1]);
+    }
+}
+
+/// Runs `conv` (f32 values that are exactly bf16, e.g. converted from bf16 tensors) with the
+/// AVX-512 BF16 dot-product kernel when the CPU has it and `isa` is AVX-512: channels are paired
+/// (`vdpbf16ps` multiplies bf16 pairs and accumulates in f32). Otherwise the f32 kernel of `isa`
+/// runs, which gives the same products (bf16 x bf16 is exact in f32).
+pub(crate) fn run_bf16(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
+    if !(isa == Isa::Avx512 && Isa::has_avx512_bf16()) {
+        return run(conv, isa);
+    }
+    check(conv)?;
+    let ci = conv.channels.max(1);
+    let (ntaps, cs) = (conv.offsets.len(), conv.x_len / ci);
+    let tpc = ntaps / ci;
+    let first = &conv.offsets[..tpc];
+    if ntaps != tpc * ci
+        || conv.x_len != cs * ci
+        || (0..ntaps).any(|j| conv.offsets[j] != first[j % tpc] + (j / tpc) * cs)
+    {
+        bail!("adiff ops: bf16 pairing needs every channel's taps to repeat channel 0's");
+    }
+    let cp = ci.div_ceil(2);
+    let pack = |lo: f32, hi: f32| {
+        u32::from(half::bf16::from_f32(lo).to_bits())
+            | (u32::from(half::bf16::from_f32(hi).to_bits()) << 16)
+    };
+    // x2[b][p][e] = (x[b][2p][e], x[b][2p + 1][e]) (zero for a missing odd channel).
+    let mut x2 = vec![0u32; conv.batch * cp * cs];
+    super::vec_math::par_chunks_mut(&mut x2, cs.max(1), |row, dst| {
+        let (b, p) = (row / cp, row % cp);
+        let base = b * conv.x_len;
+        let lo = &conv.x[base + 2 * p * cs..][..cs];
+        if 2 * p + 1 < ci {
+            let hi = &conv.x[base + (2 * p + 1) * cs..][..cs];
+            for ((d, &l), &h) in dst.iter_mut().zip(lo).zip(hi) {
+                *d = pack(l, h);
+            }
+        } else {
+            for (d, &l) in dst.iter_mut().zip(lo) {
+                *d = pack(l, 0.0);
+            }
+        }
+    });
+    let offsets: Vec<usize> = (0..cp * tpc)
+        .map(|j| first[j % tpc] + (j / tpc) * cs)
+        .collect();
+    let mut w2 = vec![0u32; conv.out * cp * tpc];
+    for o in 0..conv.out {
+        let src = &conv.w[o * ntaps..][..ntaps];
+        for j in 0..cp * tpc {
+            let (p, u) = (j / tpc, j % tpc);
+            let hi = if 2 * p + 1 < ci {
+                src[(2 * p + 1) * tpc + u]
+            } else {
+                0.0
+            };
+            w2[o * cp * tpc + j] = pack(src[2 * p * tpc + u], hi);
+        }
+    }
+    let paired = TapConv {
+        batch: conv.batch,
+        channels: cp,
+        x: &x2,
+        x_len: cp * cs,
+        offsets: &offsets,
+        w: &w2,
+        bias: conv.bias,
+        out: conv.out,
+        t_out: conv.t_out,
+    };
+    check(&paired)?;
+    Ok(drive(
+        &paired,
+        Spec {
+            nr: 8,
+            w: 32,
+            micro: micro_avx512_bf16::<8>,
+        },
+    ))
+}
+
+/// AVX-512 BF16 micro-kernel: `NR` rows x 32 samples; each tap is a pair of input channels
+/// (`x`, `w` hold two bf16 per u32) multiplied and accumulated by `vdpbf16ps` in f32.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512 BF16; bounds as for [`micro_portable`] with 32
+/// samples (in u32 pairs).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn micro_avx512_bf16<const NR: usize>(
+    taps: &[usize],
+    x: *const u32,
+    w: *const u32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+    bias: *const f32,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; NR];
+    for (r, a) in acc.iter_mut().enumerate() {
+        if bias.is_null() {
+            a[0] = _mm512_loadu_ps(y.add(r * ldy));
+            a[1] = _mm512_loadu_ps(y.add(r * ldy + 16));
+        } else {
+            let b = _mm512_set1_ps(*bias.add(r));
+            *a = [b, b];
+        }
+    }
+    for (i, &off) in taps.iter().enumerate() {
+        let xp = x.add(off);
+        let x0: __m512bh = std::mem::transmute(_mm512_loadu_si512(xp as *const __m512i));
+        let x1: __m512bh = std::mem::transmute(_mm512_loadu_si512(xp.add(16) as *const __m512i));
+        let wp = w.add(i);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wr: __m512bh = std::mem::transmute(_mm512_set1_epi32(*wp.add(r * ldw) as i32));
+            a[0] = _mm512_dpbf16_ps(a[0], x0, wr);
+            a[1] = _mm512_dpbf16_ps(a[1], x1, wr);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(y.add(r * ldy), a[0]);
+        _mm512_storeu_ps(y.add(r * ldy + 16), a[1]);
     }
 }

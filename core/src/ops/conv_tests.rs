@@ -194,3 +194,52 @@ fn conv_transpose1d_gradients_match_adjoint_of_stock_conv1d() -> Result<()> {
     }
     Ok(())
 }
+
+/// bf16 tensors: the result must equal the f32 convolution of the same (bf16-exact) values up to
+/// the final rounding to bf16 (relative 2^-9) and f32 summation order: 4e-3·(1 + max|ref|).
+#[test]
+fn bf16_convolutions_match_f32_on_bf16_values() -> Result<()> {
+    use candle_core::DType;
+    let bf = |t: Tensor| t.to_dtype(DType::BF16);
+    for isa in Isa::runnable() {
+        for (i, &(b, ci, t, co, k, s, p)) in CONV_CASES.iter().enumerate() {
+            let x = bf(rand_tensor(&[b, ci, t], 1300 + i as u64, 1.0)?)?;
+            let w = bf(rand_tensor(
+                &[co, ci, k],
+                1400 + i as u64,
+                1.0 / ((ci * k) as f32).sqrt(),
+            )?)?;
+            let bias = bf(rand_tensor(&[co], 1500 + i as u64, 0.5)?)?;
+            let ours = conv1d_with(&x, &w, Some(&bias), s, p, isa)?;
+            assert_eq!(ours.dtype(), DType::BF16);
+            let f = |t: &Tensor| t.to_dtype(DType::F32);
+            let want = conv1d_stock(&f(&x)?, &f(&w)?, Some(&f(&bias)?), s, p)?;
+            check(
+                &format!("{isa:?} bf16 conv1d case {i}"),
+                &f(&ours)?,
+                &want,
+                4e-3,
+            )?;
+        }
+        for (i, &(b, ci, t, co, k, s, p, op)) in CONVT_CASES.iter().enumerate() {
+            let x = bf(rand_tensor(&[b, ci, t], 1600 + i as u64, 1.0)?)?;
+            let w = bf(rand_tensor(
+                &[ci, co, k],
+                1700 + i as u64,
+                1.0 / ((ci * k) as f32).sqrt(),
+            )?)?;
+            let ours = conv_transpose1d_with(&x, &w, None, s, p, op, isa)?;
+            let f = |t: &Tensor| t.to_dtype(DType::F32);
+            let want = per_item(&f(&x)?, |xi| {
+                conv_transpose1d_stock(xi, &f(&w)?, None, s, p, op)
+            })?;
+            check(
+                &format!("{isa:?} bf16 conv_transpose1d case {i}"),
+                &f(&ours)?,
+                &want,
+                4e-3,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -7,11 +7,11 @@
 //! with `s·co` output rows over the input padded by `Q - 1`, then interleaved.
 
 use super::conv1d::conv1d_with;
-use super::conv_kernel::{round_up, run, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, run_bf16, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
 use super::vec_math::par_chunks_mut;
-use super::{f32_slice, fast_path_ok};
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use super::{conv_path_ok, f32_values, storage_like};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `conv_transpose1d(x [b, ci, t], w [ci, co, k], bias [co]?)`: returns
 /// `[b, co, (t - 1)·stride - 2·padding + k + output_padding]`. Fast kernel for f32 CPU tensors,
@@ -37,12 +37,12 @@ pub fn conv_transpose1d_with(
     output_padding: usize,
     isa: Isa,
 ) -> Result<Tensor> {
-    if !fast_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
+    if !conv_path_ok(&[Some(x), Some(w), bias]) || stride == 0 {
         return conv_transpose1d_stock(x, w, bias, stride, padding, output_padding);
     }
     let bias = match bias {
         Some(b) => b.contiguous()?,
-        None => Tensor::zeros(w.dim(1)?, DType::F32, w.device())?,
+        None => Tensor::zeros(w.dim(1)?, w.dtype(), w.device())?,
     };
     let op = ConvTranspose1dOp {
         stride,
@@ -90,7 +90,13 @@ impl CustomOp3 for ConvTranspose1dOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) = (f32_slice(xs, xl)?, f32_slice(ws, wl)?, f32_slice(bs, bl)?);
+        let (x, w, bias) = (
+            f32_values(xs, xl)?,
+            f32_values(ws, wl)?,
+            f32_values(bs, bl)?,
+        );
+        let (x, w, bias): (&[f32], &[f32], &[f32]) = (&x, &w, &bias);
+        let bf16 = matches!(xs, CpuStorage::BF16(_));
         let (b, ci, t) = xl.shape().dims3()?;
         let (ci_w, co, k) = wl.shape().dims3()?;
         let (s, p, op) = (self.stride, self.padding, self.output_padding);
@@ -128,6 +134,7 @@ impl CustomOp3 for ConvTranspose1dOp {
         let z = with_phase_split(x, (b, ci, t), 1, q - 1, m, |xp| {
             let conv = TapConv {
                 batch: b,
+                channels: ci,
                 x: xp,
                 x_len: ci * m,
                 offsets: &offsets,
@@ -136,7 +143,11 @@ impl CustomOp3 for ConvTranspose1dOp {
                 out: s * co,
                 t_out: v_len,
             };
-            run(&conv, self.isa)
+            if bf16 {
+                run_bf16(&conv, self.isa)
+            } else {
+                run(&conv, self.isa)
+            }
         })?;
         // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
         let mut y = vec![0f32; b * co * t_out];
@@ -157,7 +168,7 @@ impl CustomOp3 for ConvTranspose1dOp {
                 }
             }
         });
-        Ok((CpuStorage::F32(y), Shape::from((b, co, t_out))))
+        Ok((storage_like(xs, y), Shape::from((b, co, t_out))))
     }
 
     fn bwd(

@@ -2,7 +2,9 @@
 //! (the `*_stock` functions) and tested against it.
 //!
 //! - [`conv1d()`] / [`conv_transpose1d()`]: direct convolutions without im2col (polyphase "tap
-//!   list" form, register-blocked AVX-512 / AVX2 / portable micro-kernels), with backward.
+//!   list" form, register-blocked AVX-512 / AVX2 / portable micro-kernels), with backward. On bf16
+//!   tensors they pair input channels for the AVX-512 BF16 dot product (`vdpbf16ps`, f32
+//!   accumulation) where the CPU has it, and run the f32 kernels on the bf16 values otherwise.
 //! - [`group_norm_scale_shift_silu()`]: GroupNorm → `x·(scale+1)+shift` → SiLU in two passes.
 //! - [`attention()`]: tiled attention with an online softmax (no full score matrix).
 //! - [`isa::Isa`]: runtime instruction-set choice; `ADIFF_KERNELS=portable|avx2|avx512` caps it.
@@ -30,6 +32,7 @@ pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArg
 pub use isa::Isa;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
+use std::borrow::Cow;
 
 /// Whether the kernels are enabled: `ADIFF_KERNELS=stock` (read once) routes every entry point
 /// to the stock candle composite, the baseline of the whole-model benchmarks.
@@ -50,6 +53,39 @@ pub(crate) fn fast_path_ok(ts: &[Option<&Tensor>]) -> bool {
             .iter()
             .flatten()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// Whether the kernels are enabled and the present tensors are all f32 or all bf16 on the CPU
+/// (the convolutions' domain: bf16 runs the bf16 dot-product kernel where the CPU has one).
+pub(crate) fn conv_path_ok(ts: &[Option<&Tensor>]) -> bool {
+    let mut it = ts.iter().flatten();
+    let Some(first) = it.next() else { return false };
+    let dt = first.dtype();
+    kernels_enabled()
+        && matches!(dt, DType::F32 | DType::BF16)
+        && first.device().is_cpu()
+        && it.all(|t| t.device().is_cpu() && t.dtype() == dt)
+}
+
+/// The values of a contiguous f32 or bf16 CPU storage as f32 (borrowed when already f32).
+pub(crate) fn f32_values<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<Cow<'a, [f32]>> {
+    match s {
+        CpuStorage::BF16(v) => match layout.contiguous_offsets() {
+            Some((start, end)) => Ok(Cow::Owned(
+                v[start..end].iter().map(|x| x.to_f32()).collect(),
+            )),
+            None => bail!("adiff ops: expected a contiguous input, got {:?}", layout),
+        },
+        _ => Ok(Cow::Borrowed(f32_slice(s, layout)?)),
+    }
+}
+
+/// `y` as a storage of the same dtype as `like` (bf16 rounds to nearest even).
+pub(crate) fn storage_like(like: &CpuStorage, y: Vec<f32>) -> CpuStorage {
+    match like {
+        CpuStorage::BF16(_) => CpuStorage::BF16(y.into_iter().map(half::bf16::from_f32).collect()),
+        _ => CpuStorage::F32(y),
+    }
 }
 
 /// The contiguous f32 values of a CPU storage under `layout`.
