@@ -285,6 +285,13 @@ fn bad_inputs_are_refused_with_one_clear_line() {
         "3",
     ]);
     assert_refused(&o, "conditional models only");
+    // A CUDA device in a build without CUDA.
+    if !cfg!(feature = "cuda") {
+        let o = adiff(&[
+            "upsample", g, "-o", o_, "--factor", "2", "--model", m, "--device", "cuda",
+        ]);
+        assert_refused(&o, "no CUDA support");
+    }
     // The input is untouched by all of this.
     assert_eq!(read_audio(&good).unwrap().len(), 1600);
     // A generator command on an upsampler folder.

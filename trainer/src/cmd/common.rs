@@ -9,7 +9,7 @@ use adiff_core::sampler::{
 };
 use adiff_core::schedule::{KarrasSchedule, Schedule};
 use adiff_core::Compat;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,8 +66,7 @@ pub struct SamplingArgs {
 impl SamplingArgs {
     /// The device named by `--device`.
     pub fn device(&self) -> Result<Device> {
-        adiff_core::device::parse_device(&self.device)
-            .with_context(|| format!("device `{}`", self.device))
+        Ok(adiff_core::device::parse_device(&self.device)?)
     }
 
     /// The sampling settings: the model's defaults, overridden by the options given.

@@ -2,7 +2,7 @@
 //! into a model folder (`config.json` + `model.safetensors`, each tensor once).
 
 use adiff_core::models::folder::FolderConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -38,8 +38,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         );
     }
     let config = FolderConfig::read(&args.config)?;
-    let device = adiff_core::device::parse_device(&args.device)
-        .with_context(|| format!("device `{}`", args.device))?;
+    let device = adiff_core::device::parse_device(&args.device)?;
     let folder = adiff_core::models::convert(&args.checkpoint, config, &args.output, &device)?;
     println!(
         "wrote model folder {} ({:?}, {} parameters)",

@@ -67,8 +67,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             args.length
         );
     }
-    let device = adiff_core::device::parse_device(&args.device)
-        .with_context(|| format!("device `{}`", args.device))?;
+    let device = adiff_core::device::parse_device(&args.device)?;
     println!(
         "adiff demo: the waveform UNet of the planned upsampler (channels {}, multipliers {:?}, factors {:?}, attention {:?})",
         cfg.channels, cfg.multipliers, cfg.factors, cfg.attentions

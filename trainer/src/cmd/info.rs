@@ -74,8 +74,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if args.no_timing {
         return Ok(());
     }
-    let device = adiff_core::device::parse_device(&args.device)
-        .with_context(|| format!("device `{}`", args.device))?;
+    let device = adiff_core::device::parse_device(&args.device)?;
     match unet_of(cfg.kind, &cfg.model, cfg.channels) {
         Some(u) => {
             let t = time_unet(&u, cfg.window_length, 1, &device)?;
