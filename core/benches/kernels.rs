@@ -44,6 +44,11 @@ fn bench_conv1d(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("candle", name), |bn| {
             bn.iter(|| ops::conv1d_stock(&x, &w, Some(&b), s, p).expect("conv1d"))
         });
+        let bf = |t: &Tensor| t.to_dtype(candle_core::DType::BF16).expect("bf16");
+        let (xb, wb, bb) = (bf(&x), bf(&w), bf(&b));
+        g.bench_function(BenchmarkId::new("adiff_bf16", name), |bn| {
+            bn.iter(|| ops::conv1d(&xb, &wb, Some(&bb), s, p).expect("conv1d"))
+        });
     }
     g.finish();
 }

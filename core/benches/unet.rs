@@ -87,6 +87,43 @@ fn bench_forward(c: &mut Criterion) {
             bn.iter(|| net.forward(&x, Some(&t), &inp).expect("forward"))
         });
     }
+    // bf16 weights and activations (the convolutions use the bf16 dot product where present).
+    let cfg = UNet1dConfig::default();
+    let varmap = VarMap::new();
+    let net = UNet1d::new(
+        &cfg,
+        VarBuilder::from_varmap(&varmap, DType::BF16, &Device::Cpu),
+    )
+    .expect("unet");
+    let frozen: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let net_bf16 = UNet1d::new(
+        &cfg,
+        VarBuilder::from_tensors(frozen, DType::BF16, &Device::Cpu),
+    )
+    .expect("unet");
+    drop(net);
+    let len = 1usize << 18;
+    let x = Tensor::randn(0f32, 1.0, (1, 1, len), &Device::Cpu)
+        .expect("x")
+        .to_dtype(DType::BF16)
+        .expect("bf16");
+    let t = Tensor::full(0.5f32, 1, &Device::Cpu)
+        .expect("t")
+        .to_dtype(DType::BF16)
+        .expect("bf16");
+    let inp = NetInputs::none();
+    g.throughput(Throughput::Elements(
+        unet1d_forward(&cfg, 1, len).total() as u64
+    ));
+    g.bench_function(BenchmarkId::new("adiff", "default_1x2^18_bf16"), |bn| {
+        bn.iter(|| net_bf16.forward(&x, Some(&t), &inp).expect("forward"))
+    });
     g.finish();
 }
 
