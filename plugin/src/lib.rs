@@ -4,7 +4,7 @@
 pub mod clap;
 pub mod denormals;
 pub mod models;
-mod vst3;
+pub mod vst3;
 
 pub use adiff_engine;
 

@@ -92,7 +92,18 @@ pub unsafe fn process(plugin: &AdiffVst3, data: *mut ProcessData) -> tresult {
     if n > 0 {
         apply_at(plugin, changes, n, n);
     }
+    let flags = silence_flags(left, right.as_deref());
+    // SAFETY: the same host bus array as above, valid for this call.
+    if let Some(out) = unsafe { bus(data.outputs, data.numOutputs) } {
+        out.silenceFlags = flags;
+    }
     kResultOk
+}
+
+/// VST3 silence flags of the output: bit `c` set when channel `c` is all zeros.
+fn silence_flags(left: &[f32], right: Option<&[f32]>) -> u64 {
+    let silent = |c: &[f32]| c.iter().all(|&x| x == 0.0);
+    u64::from(silent(left)) | right.map_or(0, |r| u64::from(silent(r)) << 1)
 }
 
 /// The first bus of a bus array, if any.

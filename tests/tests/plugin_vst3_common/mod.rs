@@ -28,8 +28,8 @@ pub const MAX_BLOCK: usize = 4096;
 /// A loaded VST3 module; its objects must be released before it drops.
 pub struct Module {
     pub factory: ComPtr<IPluginFactory>,
-    // Declared last: unloaded after the factory is released.
-    _lib: Library,
+    // Declared last: unloaded after the factory is released (`None`: linked in-process).
+    lib: Option<Library>,
 }
 
 type EntryFn = unsafe extern "system" fn(*mut c_void) -> bool;
@@ -48,8 +48,18 @@ impl Module {
                 .get::<FactoryFn>(b"GetPluginFactory")
                 .expect("GetPluginFactory");
             let factory = ComPtr::from_raw(get()).expect("a factory");
-            Module { factory, _lib: lib }
+            Module {
+                factory,
+                lib: Some(lib),
+            }
         }
+    }
+
+    /// The factory of a plugin linked into this process (no library to load).
+    pub fn in_process(factory: *mut IPluginFactory) -> Module {
+        // SAFETY: a factory pointer from `GetPluginFactory`, with a reference we own.
+        let factory = unsafe { ComPtr::from_raw(factory) }.expect("a factory");
+        Module { factory, lib: None }
     }
 
     /// Creates an instance of class `cid` and queries `I` from it.
@@ -72,12 +82,12 @@ impl Module {
 
 impl Drop for Module {
     fn drop(&mut self) {
+        let Some(lib) = &self.lib else {
+            return;
+        };
         // SAFETY: the module is still loaded here.
         unsafe {
-            if let Ok(exit) = self
-                ._lib
-                .get::<unsafe extern "system" fn() -> bool>(b"ModuleExit")
-            {
+            if let Ok(exit) = lib.get::<unsafe extern "system" fn() -> bool>(b"ModuleExit") {
                 exit();
             }
         }
