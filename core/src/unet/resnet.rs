@@ -31,11 +31,9 @@ impl ConvBlock1d {
 
     /// `(batch, in, T)` -> `(batch, out, T)`; scale and shift are `(batch, in, 1)`.
     pub fn forward(&self, x: &Tensor, scale_shift: Option<&(Tensor, Tensor)>) -> Result<Tensor> {
-        let mut x = self.groupnorm.forward(x)?;
-        if let Some((scale, shift)) = scale_shift {
-            x = x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?;
-        }
-        self.project.forward(&x.silu()?)
+        let ss = scale_shift.map(|(scale, shift)| (scale, shift));
+        let x = self.groupnorm.forward_modulated_silu(x, ss)?;
+        self.project.forward(&x)
     }
 }
 
