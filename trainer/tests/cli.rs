@@ -298,3 +298,49 @@ fn bad_inputs_are_refused_with_one_clear_line() {
     let o = adiff(&["generate", "-o", o_, "--model", m]);
     assert_refused(&o, "not a generator");
 }
+
+#[test]
+fn convert_turns_a_checkpoint_and_config_into_a_model_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    tiny_upsampler(&src);
+    // A reference-style checkpoint: every UNet tensor twice (`unet.*` and `diffusion.net.*`).
+    let weights =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut ckpt: HashMap<String, Tensor> = weights.clone();
+    for (k, v) in &weights {
+        if let Some(rest) = k.strip_prefix("unet.") {
+            ckpt.insert(format!("diffusion.net.{rest}"), v.clone());
+        }
+    }
+    let ckpt_path = dir.path().join("ref.safetensors");
+    candle_core::safetensors::save(&ckpt, &ckpt_path).unwrap();
+    let out = dir.path().join("converted");
+    let config = src.join("config.json");
+    let args = [
+        "convert",
+        ckpt_path.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = adiff(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let converted =
+        candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(converted.len(), weights.len(), "each tensor once");
+    for (k, v) in &weights {
+        let diff = (v - &converted[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{k}");
+    }
+    // The output folder now exists and is not empty: a second conversion is refused.
+    assert_refused(&adiff(&args), "not empty");
+}
