@@ -148,7 +148,6 @@ impl Engine {
         let model_changed = {
             let mut stored = self.shared.stored();
             let changed = stored.model_path != s.model_path;
-            stored.model_path = s.model_path.clone();
             stored.captured = s.captured;
             stored.result = s.result;
             changed

@@ -33,6 +33,10 @@ pub struct Shared {
     shutdown: AtomicBool,
     host_rate: AtomicU64,
     state_epoch: AtomicU64,
+    /// Set by the main thread: the worker drops its renderer (model folder changed).
+    pub(crate) model_changed: AtomicBool,
+    /// Set by the main thread: the worker re-delivers the stored result at the host rate.
+    pub(crate) replay: AtomicBool,
     stored: Mutex<Stored>,
     messages: Mutex<Vec<String>>,
 }
@@ -50,6 +54,8 @@ impl Default for Shared {
             shutdown: AtomicBool::new(false),
             host_rate: AtomicU64::new(48_000f64.to_bits()),
             state_epoch: AtomicU64::new(0),
+            model_changed: AtomicBool::new(false),
+            replay: AtomicBool::new(false),
             stored: Mutex::new(Stored::default()),
             messages: Mutex::new(Vec::new()),
         }

@@ -13,6 +13,7 @@ use crate::shared::Shared;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -136,15 +137,20 @@ impl Worker {
         self.handle.as_ref().map(|h| h.thread().clone())
     }
 
-    /// Sends a control message (main thread) and wakes the worker.
+    /// Sends a control message (main thread) and wakes the worker. Never blocks: model changes
+    /// and replays are coalesced flags (a render in progress may hold the worker for a while),
+    /// and shutdown is also a flag that every render step checks.
     pub(crate) fn send(&self, c: Control) {
-        if self
-            .control
-            .send_timeout(c, Duration::from_secs(1))
-            .is_err()
-        {
-            self.shared
-                .log("worker control queue is full; message dropped".into());
+        match c {
+            Control::SetModel(path) => {
+                self.shared.stored().model_path = path;
+                self.shared.model_changed.store(true, Ordering::Release);
+            }
+            Control::Replay => self.shared.replay.store(true, Ordering::Release),
+            Control::Shutdown => {
+                self.shared.begin_shutdown();
+                let _ = self.control.try_send(Control::Shutdown);
+            }
         }
         if let Some(h) = &self.handle {
             h.thread().unpark();
@@ -154,7 +160,6 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.shared.begin_shutdown();
         self.send(Control::Shutdown);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -173,15 +178,16 @@ struct WorkerState {
 impl WorkerState {
     fn run(mut self) {
         loop {
-            while let Ok(c) = self.ends.control.try_recv() {
-                match c {
-                    Control::Shutdown => return,
-                    Control::SetModel(path) => {
-                        self.shared.stored().model_path = path;
-                        self.renderer = None;
-                    }
-                    Control::Replay => self.replay(),
-                }
+            if matches!(self.ends.control.try_recv(), Ok(Control::Shutdown))
+                || self.shared.shutting_down()
+            {
+                return;
+            }
+            if self.shared.model_changed.swap(false, Ordering::AcqRel) {
+                self.renderer = None;
+            }
+            if self.shared.replay.swap(false, Ordering::AcqRel) {
+                self.replay();
             }
             let mut latest = None;
             while let Ok(job) = self.ends.jobs.try_recv() {
