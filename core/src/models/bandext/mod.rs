@@ -5,6 +5,7 @@
 //! envelope (this frame and its neighbours); seeded Gaussian noise shaped to that envelope fills
 //! the band, and an exact high-pass keeps the fill out of the known band.
 
+pub mod equalize;
 pub mod fit;
 pub mod stft;
 pub mod synth;
@@ -18,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use stft::{HOP, N_FFT};
-use synth::{band_log, brickwall_highpass, hf_bands, shaped_noise, POWER_FLOOR};
+use synth::{
+    band_log, bins_from_bands, brickwall_highpass, hf_bands, phase_retrieved, shaped_noise,
+    POWER_FLOOR,
+};
 
 /// The `kind` of a band-extension model folder's `config.json`.
 pub const KIND: &str = "BandExtension";
@@ -38,6 +42,15 @@ pub struct BandExtConfig {
     pub context: usize,
     /// Ridge penalty per frame.
     pub lambda: f64,
+    /// Phase-retrieval rounds of the fill (0: Gaussian noise shaped per band).
+    #[serde(default)]
+    pub phase_iters: usize,
+    /// Undo the sinc chain's attenuation where its power response is above this (0: off).
+    #[serde(default)]
+    pub equalize_floor: f64,
+    /// Also feed the squares of this frame's features (a quadratic regression).
+    #[serde(default)]
+    pub squares: bool,
 }
 
 impl Default for BandExtConfig {
@@ -49,6 +62,9 @@ impl Default for BandExtConfig {
             lo_bands: 16,
             context: 1,
             lambda: 1e-4,
+            phase_iters: 8,
+            squares: false,
+            equalize_floor: 0.01,
         }
     }
 }
@@ -91,12 +107,14 @@ impl Regression {
     ) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, usize) {
         let lo = lo_bands(factor, cfg.lo_bands);
         let hi = hf_bands(cut_bin(factor), cfg.band_width);
-        let d = (lo.len() + 1) * (2 * cfg.context + 1) + 1;
+        let per = lo.len() + 1;
+        let d = per * (2 * cfg.context + 1) + if cfg.squares { per } else { 0 } + 1;
         (lo, hi, d)
     }
 
     /// Feature rows of a log spectrogram (one per frame).
-    fn features(lo: &[(usize, usize)], context: usize, logp: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    fn features(lo: &[(usize, usize)], cfg: &BandExtConfig, logp: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let context = cfg.context;
         let per: Vec<Vec<f64>> = logp
             .iter()
             .map(|f| {
@@ -116,6 +134,9 @@ impl Regression {
                 let mut row = Vec::new();
                 for o in -(context as isize)..=context as isize {
                     row.extend_from_slice(&per[(t + o).clamp(0, n - 1) as usize]);
+                }
+                if cfg.squares {
+                    row.extend(per[t as usize].iter().map(|v| v * v / 8.0));
                 }
                 row.push(1.0);
                 row
@@ -195,7 +216,7 @@ impl Fitter {
             let truth = &x[..n];
             let up = sinc_up(&sinc_down(truth, k)?, k)?;
             let (lo, hi, _) = Regression::dims(&self.cfg, k);
-            let rows = Regression::features(&lo, self.cfg.context, &log_power(&up)?);
+            let rows = Regression::features(&lo, &self.cfg, &log_power(&up)?);
             let tp = crate::audio::stft::power_spectrogram(truth, N_FFT, HOP)?;
             for (row, p) in rows.iter().zip(&tp) {
                 let y: Vec<f64> = hi
@@ -257,7 +278,7 @@ impl BandExtension {
     /// signal.
     pub fn envelope(&self, up: &[f32], factor: usize) -> Result<Vec<Vec<f64>>> {
         let r = self.reg(factor)?;
-        let rows = Regression::features(&r.lo, self.cfg.context, &log_power(up)?);
+        let rows = Regression::features(&r.lo, &self.cfg, &log_power(up)?);
         Ok(rows.iter().map(|row| r.predict(row)).collect())
     }
 
@@ -276,8 +297,20 @@ impl BandExtension {
         }
         let env = self.envelope(&up, factor)?;
         let white = to_vec(&noise.randn(&[up.len()], &Device::Cpu)?)?;
-        let fill = shaped_noise(&white, &r.hi, &env)?;
+        let iters = self.cfg.phase_iters;
+        let fill = if iters == 0 {
+            shaped_noise(&white, &r.hi, &env)?
+        } else {
+            let bins: Vec<Vec<f64>> = env.iter().map(|e| bins_from_bands(&r.hi, e)).collect();
+            phase_retrieved(&white, r.hi[0].0, &bins, iters)?
+        };
         let fill = brickwall_highpass(&fill, 1.0 / factor as f64)?;
+        let eqf = self.cfg.equalize_floor;
+        let up = if eqf > 0.0 {
+            equalize::equalize(&up, factor, eqf, 10.0)?
+        } else {
+            up
+        };
         Ok(up.iter().zip(&fill).map(|(a, b)| a + b).collect())
     }
 

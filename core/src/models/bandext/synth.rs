@@ -81,6 +81,84 @@ pub fn shaped_noise(
     Ok(out)
 }
 
+/// Per-bin log10 levels from per-band levels: piecewise linear between band centres, flat beyond
+/// the first and last centre; `BINS - bands[0].0` values, starting at the first band's first bin.
+pub fn bins_from_bands(bands: &[(usize, usize)], levels: &[f64]) -> Vec<f64> {
+    let Some(&(start, _)) = bands.first() else {
+        return Vec::new();
+    };
+    let centres: Vec<f64> = bands
+        .iter()
+        .map(|&(s, e)| (s + e - 1) as f64 / 2.0)
+        .collect();
+    let mut j = 0;
+    (start..BINS)
+        .map(|k| {
+            let k = k as f64;
+            while j + 1 < centres.len() && centres[j + 1] <= k {
+                j += 1;
+            }
+            if k <= centres[0] {
+                levels[0]
+            } else if j + 1 >= centres.len() {
+                levels[centres.len() - 1]
+            } else {
+                let r = (k - centres[j]) / (centres[j + 1] - centres[j]);
+                levels[j] + r * (levels[j + 1] - levels[j])
+            }
+        })
+        .collect()
+}
+
+/// A fill whose STFT power over bins `>= cut` approaches `10^target[f][k - cut]` in every bin,
+/// without the random bin-to-bin fluctuation of noise: phase retrieval (Griffin and Lim, 1984),
+/// `iters` rounds of keeping the target magnitude and the phase of the current signal's STFT,
+/// starting from the phases of `white` (the caller's random draw). Zero below `cut` in the STFT.
+pub fn phase_retrieved(
+    white: &[f32],
+    cut: usize,
+    target: &[Vec<f64>],
+    iters: usize,
+) -> Result<Vec<f32>> {
+    let len = white.len();
+    let mut spec = stft(white)?;
+    if spec.len() != target.len() || target.iter().any(|t| t.len() != BINS - cut) {
+        return Err(Error::input(
+            "target",
+            format!(
+                "{} frames of bin levels for {} STFT frames",
+                target.len(),
+                spec.len()
+            ),
+        ));
+    }
+    let mags: Vec<Vec<f64>> = target
+        .iter()
+        .map(|t| t.iter().map(|l| 10f64.powf(l / 2.0)).collect())
+        .collect();
+    let project = |spec: &mut Vec<Vec<realfft::num_complex::Complex<f64>>>| {
+        for (frame, m) in spec.iter_mut().zip(&mags) {
+            for c in frame[..cut].iter_mut() {
+                *c = Default::default();
+            }
+            for (c, &m) in frame[cut..].iter_mut().zip(m) {
+                let a = c.norm();
+                *c = if a > 1e-30 {
+                    *c * (m / a)
+                } else {
+                    realfft::num_complex::Complex::new(m, 0.0)
+                };
+            }
+        }
+    };
+    project(&mut spec);
+    for _ in 0..iters {
+        spec = stft(&istft(&spec, len)?)?;
+        project(&mut spec);
+    }
+    istft(&spec, len)
+}
+
 /// `x` with every DFT bin (over the whole signal) below `fraction` of its Nyquist frequency set to
 /// zero: an exact, zero-phase brick-wall high-pass (`fraction` in [0, 1]).
 pub fn brickwall_highpass(x: &[f32], fraction: f64) -> Result<Vec<f32>> {

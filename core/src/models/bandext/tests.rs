@@ -24,8 +24,10 @@ fn tilted(seconds: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn fitted_model_keeps_the_known_band_and_fills_the_high_band() {
+    // Without the transition-band equaliser, so the known band must come out exactly.
     let cfg = BandExtConfig {
         factors: vec![4],
+        equalize_floor: 0.0,
         ..Default::default()
     };
     let mut fitter = Fitter::new(cfg);
@@ -60,6 +62,32 @@ fn fitted_model_keeps_the_known_band_and_fills_the_high_band() {
     );
     assert!(m_sinc.lsd_hf > 3.0);
     assert!((m_out.lsd_lf - m_sinc.lsd_lf).abs() < 0.02);
+}
+
+#[test]
+fn the_equaliser_restores_the_transition_band() {
+    let mut fitter = Fitter::new(BandExtConfig {
+        factors: vec![4],
+        ..Default::default()
+    });
+    fitter.add(&tilted(2, 1)).unwrap();
+    let model = fitter.finish().unwrap();
+    let truth = tilted(2, 42);
+    let lo = sinc_down(&truth, 4).unwrap();
+    let out = model
+        .upsample_signal(&lo, 4, &mut SeededNoise::new(1))
+        .unwrap();
+    let up = sinc_up(&lo, 4).unwrap();
+    let (m_out, m_sinc) = (
+        signal_metrics(&truth, &out, 4).unwrap(),
+        signal_metrics(&truth, &up, 4).unwrap(),
+    );
+    assert!(
+        m_out.lsd_lf < 0.8 * m_sinc.lsd_lf,
+        "LSD-LF {} vs sinc {}",
+        m_out.lsd_lf,
+        m_sinc.lsd_lf
+    );
 }
 
 #[test]
