@@ -23,6 +23,10 @@ pub struct Transport {
     pub position: Option<i64>,
 }
 
+/// Largest capture buffer, frames (16 Mi: 128 MiB per stereo buffer; 349 s at 48 kHz, still over
+/// 60 s up to 279 kHz). Two such buffers are allocated at activation.
+pub const MAX_CAPTURE_FRAMES: usize = 1 << 24;
+
 /// How long an offline bounce waits for a pending render at most.
 const OFFLINE_WAIT: Duration = Duration::from_secs(600);
 
@@ -68,7 +72,8 @@ impl Processor {
     /// buffering). Main thread, at activation.
     pub(crate) fn new(shared: Arc<Shared>, ends: ProcessorEnds, rate: f64) -> Self {
         let epoch = shared.state_epoch();
-        let capture_frames = (shared.params.get(Param::CaptureSeconds) * rate).ceil() as usize;
+        let seconds = shared.params.get(Param::CaptureSeconds);
+        let capture_frames = ((seconds * rate).ceil() as usize).min(MAX_CAPTURE_FRAMES);
         let prev = Edges {
             arm: shared.params.on(Param::Arm),
             trigger: shared.params.on(Param::Trigger),
