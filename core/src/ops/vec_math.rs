@@ -16,7 +16,11 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding and subtracting it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    // The integer n sits in the low mantissa bits of `shifted`: read it without a float-to-int
+    // conversion (Rust's saturating `as` does not vectorise).
+    let ni = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -25,7 +29,7 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    e * f32::from_bits(((ni + 127) << 23) as u32)
 }
 
 #[inline(always)]
@@ -51,6 +55,9 @@ fn shifted_sums_body(src: &[f32], shift: f32) -> (f64, f64) {
         let (mut s, mut q) = ([0f32; LANES], [0f32; LANES]);
         let mut it = block.chunks_exact(LANES);
         for lane in &mut it {
+            let Ok(lane) = <&[f32; LANES]>::try_from(lane) else {
+                continue;
+            };
             for i in 0..LANES {
                 let v = lane[i] - shift;
                 s[i] += v;
