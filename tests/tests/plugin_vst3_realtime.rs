@@ -76,6 +76,7 @@ impl Host {
         at: usize,
         n: usize,
         changes: &ComWrapper<Changes>,
+        output: &ComWrapper<Changes>,
     ) -> (i32, usize) {
         for c in 0..2 {
             for i in 0..n {
@@ -114,7 +115,10 @@ impl Host {
             inputs: &mut inputs,
             outputs: &mut outputs,
             inputParameterChanges: changes.as_ptr(),
-            outputParameterChanges: std::ptr::null_mut(),
+            outputParameterChanges: output
+                .as_com_ref::<IParameterChanges>()
+                .expect("output")
+                .as_ptr(),
             inputEvents: std::ptr::null_mut(),
             outputEvents: std::ptr::null_mut(),
             processContext: &mut context,
@@ -148,7 +152,11 @@ fn vst3_process_never_allocates_on_the_audio_thread() {
     let probe = std::hint::black_box(Vec::<u8>::with_capacity(8));
     drop(probe);
     ARMED.with(|a| a.set(false));
-    assert_eq!(COUNT.with(Cell::get), 2, "the counting allocator is installed");
+    assert_eq!(
+        COUNT.with(Cell::get),
+        2,
+        "the counting allocator is installed"
+    );
     COUNT.with(|c| c.set(0));
 
     let module = Module::in_process(adiff_plugin::vst3::GetPluginFactory());
@@ -178,6 +186,7 @@ fn vst3_process_never_allocates_on_the_audio_thread() {
     let norm = |p: Param, v: f64| p.spec().normalize(v);
     let (mut total, mut at, mut rendered_at, mut played) = (0usize, 0usize, None, false);
     let blocks = 3000;
+    let mut reported = Vec::new();
     for b in 0..blocks {
         let n = 1 + rng.below(MAX_BLOCK);
         let off = rng.below(n) as i32;
@@ -206,7 +215,14 @@ fn vst3_process_never_allocates_on_the_audio_thread() {
             played |= b > r && host.output[0][..n].iter().any(|&x| x != 0.0);
         }
         let changes = Changes::new(&points);
-        let (r, allocs) = host.block(&effect, &signal, at, n, &changes);
+        let output = Changes::output(&[Param::Progress.id()]);
+        let (r, allocs) = host.block(&effect, &signal, at, n, &changes, &output);
+        reported.extend(
+            output
+                .points(Param::Progress.id())
+                .into_iter()
+                .map(|(_, v)| v),
+        );
         assert_eq!(r, kResultOk);
         assert_eq!(
             allocs, 0,
@@ -222,6 +238,15 @@ fn vst3_process_never_allocates_on_the_audio_thread() {
         "the render finished in the middle (block {r})"
     );
     assert!(played, "the rendered result played back");
+    assert_eq!(
+        reported.last(),
+        Some(&1.0),
+        "progress reached the host as output parameter changes"
+    );
+    assert!(
+        reported.windows(2).all(|w| w[0] != w[1]),
+        "progress is sent only when it moves"
+    );
     assert!(total > 1_000_000);
     // SAFETY: plain calls on a live instance.
     unsafe {

@@ -5,7 +5,7 @@
 use super::guard;
 use crate::models;
 use adiff_engine::{Engine, Processor};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use vst3::Steinberg::Vst::{
     BusDirection, BusDirections_, BusInfo, BusInfo_, BusTypes_, IAudioProcessor,
@@ -32,6 +32,8 @@ pub struct AdiffVst3 {
     pub(crate) processor: Mutex<Option<Processor>>,
     pub(crate) handler: Mutex<Option<Handler>>,
     rate: AtomicU64,
+    /// Progress last sent to the host through output parameter changes (f32 bits; audio thread).
+    pub(crate) sent_progress: AtomicU32,
     /// Declared last: dropped after the processor (which hands its buffers back to the worker).
     pub(crate) engine: Engine,
 }
@@ -53,6 +55,7 @@ impl AdiffVst3 {
             processor: Mutex::new(None),
             handler: Mutex::new(None),
             rate: AtomicU64::new(48_000f64.to_bits()),
+            sent_progress: AtomicU32::new(0),
             engine,
         })
     }

@@ -8,6 +8,7 @@
 use super::AdiffVst3;
 use adiff_engine::{Param, Transport};
 use std::slice;
+use std::sync::atomic::Ordering;
 use vst3::ComRef;
 use vst3::Steinberg::tresult;
 use vst3::Steinberg::Vst::{
@@ -92,12 +93,40 @@ pub unsafe fn process(plugin: &AdiffVst3, data: *mut ProcessData) -> tresult {
     if n > 0 {
         apply_at(plugin, changes, n, n);
     }
+    report_progress(plugin, data.outputParameterChanges);
     let flags = silence_flags(left, right.as_deref());
     // SAFETY: the same host bus array as above, valid for this call.
     if let Some(out) = unsafe { bus(data.outputs, data.numOutputs) } {
         out.silenceFlags = flags;
     }
     kResultOk
+}
+
+/// Sends the read-only progress parameter to the host (output parameter changes) when it moved.
+fn report_progress(plugin: &AdiffVst3, out: *mut IParameterChanges) {
+    // SAFETY: the host's output parameter changes for this block, valid for this call (or null).
+    let Some(out) = (unsafe { ComRef::from_raw(out) }) else {
+        return;
+    };
+    let progress = plugin.engine.shared().progress();
+    if plugin.sent_progress.load(Ordering::Relaxed) == progress.to_bits() {
+        return;
+    }
+    let id = Param::Progress.id();
+    let mut index = 0;
+    // SAFETY: `out` is live; `id` and `index` are valid for the call.
+    let queue = unsafe { ComRef::from_raw(out.addParameterData(&id, &mut index)) };
+    let Some(queue) = queue else {
+        return;
+    };
+    let value = Param::Progress.spec().normalize(f64::from(progress) * 100.0);
+    let mut point = 0;
+    // SAFETY: `queue` is the live queue the host just returned.
+    if unsafe { queue.addPoint(0, value, &mut point) } == kResultOk {
+        plugin
+            .sent_progress
+            .store(progress.to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// VST3 silence flags of the output: bit `c` set when channel `c` is all zeros.

@@ -168,7 +168,7 @@ impl IBStreamTrait for MemStream {
 /// One parameter's points for a block.
 pub struct Queue {
     id: ParamID,
-    points: Vec<(i32, f64)>,
+    points: RefCell<Vec<(i32, f64)>>,
 }
 
 impl Class for Queue {
@@ -181,11 +181,11 @@ impl IParamValueQueueTrait for Queue {
     }
 
     unsafe fn getPointCount(&self) -> i32 {
-        self.points.len() as i32
+        self.points.borrow().len() as i32
     }
 
     unsafe fn getPoint(&self, index: i32, offset: *mut i32, value: *mut ParamValue) -> tresult {
-        match self.points.get(index as usize) {
+        match self.points.borrow().get(index as usize) {
             Some(&(o, v)) => {
                 *offset = o;
                 *value = v;
@@ -195,14 +195,19 @@ impl IParamValueQueueTrait for Queue {
         }
     }
 
-    unsafe fn addPoint(&self, _offset: i32, _value: ParamValue, _index: *mut i32) -> tresult {
-        kResultFalse
+    unsafe fn addPoint(&self, offset: i32, value: ParamValue, index: *mut i32) -> tresult {
+        let mut points = self.points.borrow_mut();
+        points.push((offset, value));
+        if !index.is_null() {
+            *index = points.len() as i32 - 1;
+        }
+        kResultOk
     }
 }
 
-/// The parameter changes of one block (normalised values at sample offsets).
+/// The parameter changes of one block (normalised values at sample offsets), input or output.
 pub struct Changes {
-    queues: Vec<ComWrapper<Queue>>,
+    queues: RefCell<Vec<ComWrapper<Queue>>>,
 }
 
 impl Class for Changes {
@@ -210,31 +215,59 @@ impl Class for Changes {
 }
 
 impl Changes {
-    /// Groups `(id, offset, normalized)` points by parameter, in order.
+    /// Input changes: groups `(id, offset, normalized)` points by parameter, in order.
     pub fn new(points: &[(u32, i32, f64)]) -> ComWrapper<Changes> {
         let mut queues: Vec<Queue> = Vec::new();
         for &(id, offset, value) in points {
             match queues.iter_mut().find(|q| q.id == id) {
-                Some(q) => q.points.push((offset, value)),
+                Some(q) => q.points.borrow_mut().push((offset, value)),
                 None => queues.push(Queue {
                     id,
-                    points: vec![(offset, value)],
+                    points: RefCell::new(vec![(offset, value)]),
                 }),
             }
         }
+        let queues = queues.into_iter().map(ComWrapper::new).collect();
         ComWrapper::new(Changes {
-            queues: queues.into_iter().map(ComWrapper::new).collect(),
+            queues: RefCell::new(queues),
         })
+    }
+
+    /// Output changes with queues for `ids` made in advance (room for 16 points each), so the
+    /// plugin's `addParameterData`/`addPoint` for them allocate nothing on the host side.
+    pub fn output(ids: &[u32]) -> ComWrapper<Changes> {
+        let queues = ids
+            .iter()
+            .map(|&id| {
+                ComWrapper::new(Queue {
+                    id,
+                    points: RefCell::new(Vec::with_capacity(16)),
+                })
+            })
+            .collect();
+        ComWrapper::new(Changes {
+            queues: RefCell::new(queues),
+        })
+    }
+
+    /// The points written for `id`.
+    pub fn points(&self, id: u32) -> Vec<(i32, f64)> {
+        self.queues
+            .borrow()
+            .iter()
+            .find(|q| q.id == id)
+            .map_or_else(Vec::new, |q| q.points.borrow().clone())
     }
 }
 
 impl IParameterChangesTrait for Changes {
     unsafe fn getParameterCount(&self) -> i32 {
-        self.queues.len() as i32
+        self.queues.borrow().len() as i32
     }
 
     unsafe fn getParameterData(&self, index: i32) -> *mut IParamValueQueue {
         self.queues
+            .borrow()
             .get(index as usize)
             .and_then(|q| q.as_com_ref::<IParamValueQueue>())
             .map_or(std::ptr::null_mut(), |r| r.as_ptr())
@@ -242,10 +275,27 @@ impl IParameterChangesTrait for Changes {
 
     unsafe fn addParameterData(
         &self,
-        _id: *const ParamID,
-        _index: *mut i32,
+        id: *const ParamID,
+        index: *mut i32,
     ) -> *mut IParamValueQueue {
-        std::ptr::null_mut()
+        let id = *id;
+        let mut queues = self.queues.borrow_mut();
+        let i = match queues.iter().position(|q| q.id == id) {
+            Some(i) => i,
+            None => {
+                queues.push(ComWrapper::new(Queue {
+                    id,
+                    points: RefCell::new(Vec::new()),
+                }));
+                queues.len() - 1
+            }
+        };
+        if !index.is_null() {
+            *index = i as i32;
+        }
+        queues[i]
+            .as_com_ref::<IParamValueQueue>()
+            .map_or(std::ptr::null_mut(), |r| r.as_ptr())
     }
 }
 
@@ -341,6 +391,18 @@ impl Effect {
         right: &mut [f32],
         changes: &ComWrapper<Changes>,
     ) -> tresult {
+        self.process_out(input, left, right, changes, None)
+    }
+
+    /// One `process` call with output parameter changes.
+    pub fn process_out(
+        &self,
+        input: &[f32],
+        left: &mut [f32],
+        right: &mut [f32],
+        changes: &ComWrapper<Changes>,
+        output: Option<&ComWrapper<Changes>>,
+    ) -> tresult {
         let n = input.len();
         let (mut in_l, mut in_r) = (input.to_vec(), input.to_vec());
         let mut in_ptrs = [in_l.as_mut_ptr(), in_r.as_mut_ptr()];
@@ -372,7 +434,9 @@ impl Effect {
             inputs: &mut inputs,
             outputs: &mut outputs,
             inputParameterChanges: changes.as_ptr(),
-            outputParameterChanges: std::ptr::null_mut(),
+            outputParameterChanges: output
+                .and_then(|o| o.as_com_ref::<IParameterChanges>())
+                .map_or(std::ptr::null_mut(), |o| o.as_ptr()),
             inputEvents: std::ptr::null_mut(),
             outputEvents: std::ptr::null_mut(),
             processContext: &mut context,
