@@ -47,21 +47,7 @@ else
 fi
 
 # --- VST3 SDK validator (Steinberg, MIT) -----------------------------------------------------
-SDK="$VALIDATORS/vst3sdk"
-if [ -z "${VST3_VALIDATOR:-}" ] && [ -f "$SDK/CMakeLists.txt" ] && [ -d "$SDK/public.sdk/samples/vst-hosting/validator" ]; then
-    VST3_VALIDATOR="$SDK/build/bin/Release/validator"
-    if [ ! -x "$VST3_VALIDATOR" ]; then
-        cmake -S "$SDK" -B "$SDK/build" -DCMAKE_BUILD_TYPE=Release -DSMTG_ENABLE_VSTGUI_SUPPORT=OFF \
-            -DSMTG_ENABLE_VST3_PLUGIN_EXAMPLES=OFF -DSMTG_ENABLE_VST3_HOSTING_EXAMPLES=ON >/dev/null \
-            && cmake --build "$SDK/build" --config Release --target validator -j 2 >/dev/null \
-            || { echo "VST3 validator: build failed"; status=1; }
-    fi
-fi
-if [ -n "${VST3_VALIDATOR:-}" ] && [ -x "$VST3_VALIDATOR" ]; then
-    echo "== VST3 validator $VST3"
-    "$VST3_VALIDATOR" "$VST3" 2>&1 | tee /tmp/adiff-vst3-validate.log | grep -E "Result:|tests passed|tests failed" || true
-    grep -qE "[1-9][0-9]* tests failed" /tmp/adiff-vst3-validate.log && status=1
-else
-    echo "VST3 validator: no SDK source at $SDK and no VST3_VALIDATOR (skipped)"
-fi
+# scripts/vst3_validator.sh builds it with g++ (no cmake needed) from $VALIDATORS/vst3sdk or
+# $VALIDATORS/vst3/vst3sdk (or uses VST3_VALIDATOR), runs it on the bundle and prints the summary.
+"$ROOT/scripts/vst3_validator.sh" "$VST3" || status=1
 exit $status
