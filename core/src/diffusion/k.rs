@@ -1,8 +1,8 @@
 //! `diffusion.py::KDiffusion` (audio-diffusion-pytorch 0.0.61): Karras et al. 2022 (EDM) §5
 //! preconditioning, with clipping or dynamic thresholding of the estimate.
 
-use super::{clip, map_host, per_batch, Diffusion, Distribution};
-use crate::{Error, Net, NetInputs, NoiseSource, Result};
+use super::{clip, draw_sigmas_and_noise, map_host, per_batch, Diffusion, Distribution};
+use crate::{Net, NetInputs, NoiseSource, Result};
 use candle_core::Tensor;
 
 /// `KDiffusion(net, sigma_distribution, sigma_data, dynamic_threshold=0.0)`.
@@ -103,20 +103,8 @@ impl<N: Net> Diffusion for KDiffusion<N> {
         given_noise: Option<&Tensor>,
     ) -> Result<Tensor> {
         // 1. sigma, then epsilon (SPEC §3.11).
-        let sigmas = self
-            .sigma_distribution
-            .sample(x.dim(0)?, x.device(), noise)?
-            .to_dtype(x.dtype())?;
-        let eps = match given_noise {
-            Some(e) if e.dims() == x.dims() => e.to_dtype(x.dtype())?,
-            Some(e) => {
-                return Err(Error::input(
-                    "noise",
-                    format!("shape {:?} differs from x {:?}", e.dims(), x.dims()),
-                ));
-            }
-            None => noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?,
-        };
+        let (sigmas, eps) =
+            draw_sigmas_and_noise(self.sigma_distribution.as_ref(), x, noise, given_noise)?;
         // 2. Denoise x_σ = x + σ ε (clipped, as the reference does in the loss too).
         let x_noisy = (x + eps.broadcast_mul(&per_batch(&sigmas, x)?)?)?;
         let x_denoised = self.denoise_with(&x_noisy, &sigmas, inputs, noise)?;

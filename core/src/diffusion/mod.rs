@@ -69,6 +69,31 @@ pub trait Diffusion {
     }
 }
 
+/// Steps 1-2 of both objectives' `forward` (SPEC §3.11): draws `σ (batch,)` from `distribution`,
+/// then `ε` like `x` unless `given_noise` is passed (its shape must equal `x`'s). Both come back in
+/// `x`'s dtype.
+pub(crate) fn draw_sigmas_and_noise(
+    distribution: &dyn Distribution,
+    x: &Tensor,
+    noise: &mut dyn NoiseSource,
+    given_noise: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let sigmas = distribution
+        .sample(x.dim(0)?, x.device(), noise)?
+        .to_dtype(x.dtype())?;
+    let eps = match given_noise {
+        Some(e) if e.dims() == x.dims() => e.to_dtype(x.dtype())?,
+        Some(e) => {
+            return Err(crate::Error::input(
+                "noise",
+                format!("shape {:?} differs from x {:?}", e.dims(), x.dims()),
+            ));
+        }
+        None => noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?,
+    };
+    Ok((sigmas, eps))
+}
+
 /// `pad_dims`: reshapes `(batch,)` to `(batch, 1, ..., 1)` with the rank of `like`.
 pub(crate) fn per_batch(v: &Tensor, like: &Tensor) -> Result<Tensor> {
     let mut shape = vec![v.dim(0)?];

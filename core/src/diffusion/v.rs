@@ -4,8 +4,8 @@
 //! With `φ = atan σ`, `α = cos φ = c_in`, `β = sin φ = σ·c_in`: the network sees
 //! `c_in·x_σ = α·x₀ + β·ε` and the time `t = φ·2/π`, and predicts `v = α·ε − β·x₀`.
 
-use super::{map_host, per_batch, to_batch, Diffusion, Distribution};
-use crate::{Compat, Error, Net, NetInputs, NoiseSource, Result};
+use super::{draw_sigmas_and_noise, map_host, per_batch, to_batch, Diffusion, Distribution};
+use crate::{Compat, Net, NetInputs, NoiseSource, Result};
 use candle_core::Tensor;
 
 /// `VDiffusion(net, sigma_distribution)`.
@@ -88,20 +88,8 @@ impl<N: Net> Diffusion for VDiffusion<N> {
         given_noise: Option<&Tensor>,
     ) -> Result<Tensor> {
         // 1. sigma, then epsilon (SPEC §3.11).
-        let sigmas = self
-            .sigma_distribution
-            .sample(x.dim(0)?, x.device(), noise)?
-            .to_dtype(x.dtype())?;
-        let eps = match given_noise {
-            Some(e) if e.dims() == x.dims() => e.to_dtype(x.dtype())?,
-            Some(e) => {
-                return Err(Error::input(
-                    "noise",
-                    format!("shape {:?} differs from x {:?}", e.dims(), x.dims()),
-                ));
-            }
-            None => noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?,
-        };
+        let (sigmas, eps) =
+            draw_sigmas_and_noise(self.sigma_distribution.as_ref(), x, noise, given_noise)?;
         // 2. x_σ = x + σ ε and the network's v prediction.
         let x_noisy = (x + eps.broadcast_mul(&per_batch(&sigmas, x)?)?)?;
         let k = Self::scales(&sigmas, x)?;
