@@ -110,7 +110,14 @@ impl CustomOp3 for Conv1dOp {
         }
         let t_out = (t + 2 * p - k) / s + 1;
         let q = k.div_ceil(s);
-        let m = round_up(t_out, W_MAX) + q - 1;
+        // Unpadded stride-1 inputs whose rows already cover the padded output tiles are read in
+        // place (the 1x1 convolutions); everything else goes through the phase split.
+        let direct = s == 1 && p == 0 && t_out % W_MAX == 0;
+        let m = if direct {
+            t
+        } else {
+            round_up(t_out, W_MAX) + q - 1
+        };
         // Taps in (input channel, phase, shift) order; tap (c, r, qq) is kernel index qq·s + r.
         let mut offsets = Vec::with_capacity(ci * k);
         let mut kidx = Vec::with_capacity(ci * k);
@@ -139,7 +146,7 @@ impl CustomOp3 for Conv1dOp {
             wt_owned = v;
             &wt_owned
         };
-        let y = with_phase_split(x, (b, ci, t), s, p, m, |ph| {
+        let run_on = |ph: &[f32]| {
             let conv = TapConv {
                 batch: b,
                 channels: ci,
@@ -156,7 +163,12 @@ impl CustomOp3 for Conv1dOp {
             } else {
                 run(&conv, self.isa)
             }
-        })?;
+        };
+        let y = if direct {
+            run_on(x)?
+        } else {
+            with_phase_split(x, (b, ci, t), s, p, m, run_on)?
+        };
         Ok((storage_like(xs, y), Shape::from((b, co, t_out))))
     }
 

@@ -63,6 +63,8 @@ const CONV_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 2, 3, 2, 3, 1, 0),
     (1, 3, 1, 2, 1, 3, 1),
     (2, 2, 2, 3, 5, 2, 4),
+    (2, 9, 64, 5, 1, 1, 0),
+    (1, 4, 66, 6, 3, 1, 0),
 ];
 
 #[test]
