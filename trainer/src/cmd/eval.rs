@@ -49,6 +49,9 @@ pub struct EvalArgs {
     /// At most this many clips per category (0: all).
     #[arg(long, default_value_t = 0)]
     pub max_clips: usize,
+    /// Split to evaluate on (`test`; `train` only for choosing settings that are not fitted).
+    #[arg(long, default_value = "test")]
+    pub split: String,
     /// Seed of the noise draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -250,7 +253,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     for cat in &args.categories {
         let mut clips: Vec<&Entry> = entries
             .iter()
-            .filter(|e| e.split == "test" && &e.category == cat)
+            .filter(|e| e.split == args.split && &e.category == cat)
             .collect();
         if args.max_clips > 0 {
             clips.truncate(args.max_clips);

@@ -362,29 +362,39 @@ impl BandExtension {
         let dir = dir.as_ref();
         let p = dir.join("config.json");
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
+        let wp = dir.join("model.safetensors");
+        let bytes = std::fs::read(&wp).map_err(|e| Error::io(&wp, e))?;
+        Self::from_bytes(&text, &bytes, &dir.display().to_string())
+    }
+
+    /// Builds the model from the text of `config.json` and the bytes of `model.safetensors` (for an
+    /// embedded model); `name` names the source in errors.
+    pub fn from_bytes(config: &str, weights: &[u8], name: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(config)
+            .map_err(|e| Error::config(format!("{name}/config.json"), e.to_string()))?;
         if v.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
             return Err(Error::config(
-                format!("{} `kind`", p.display()),
+                format!("{name}/config.json `kind`"),
                 format!("expected \"{KIND}\""),
             ));
         }
         let cfg: BandExtConfig = serde_json::from_value(v["config"].clone())
-            .map_err(|e| Error::config(format!("{} `config`", p.display()), e.to_string()))?;
-        let wp = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&wp, &Device::Cpu)?;
+            .map_err(|e| Error::config(format!("{name}/config.json `config`"), e.to_string()))?;
+        let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)?;
         let mut regs = BTreeMap::new();
         for &k in &cfg.factors {
             let (lo, hi, d) = Regression::dims(&cfg, k);
-            let name = format!("factor_{k}");
-            let t = tensors.get(&name).ok_or_else(|| {
-                Error::input("weights", format!("{} has no tensor {name}", wp.display()))
+            let key = format!("factor_{k}");
+            let t = tensors.get(&key).ok_or_else(|| {
+                Error::input(
+                    "weights",
+                    format!("{name}/model.safetensors has no tensor {key}"),
+                )
             })?;
             if t.dims() != [d, hi.len()] {
                 return Err(Error::input(
                     "weights",
-                    format!("{name} is {:?}, expected [{d}, {}]", t.dims(), hi.len()),
+                    format!("{key} is {:?}, expected [{d}, {}]", t.dims(), hi.len()),
                 ));
             }
             let w = t
