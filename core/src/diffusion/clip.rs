@@ -28,6 +28,15 @@ pub fn dynamic_scales(x: &Tensor, q: f64) -> Result<Tensor> {
         ));
     }
     let b = x.dim(0)?;
+    if b > 0 && x.elem_count() == 0 {
+        return Err(Error::input(
+            "x",
+            format!(
+                "dynamic thresholding needs samples, got shape {:?}",
+                x.dims()
+            ),
+        ));
+    }
     let flat = x.flatten_from(1)?.abs()?;
     let scales = match x.dtype() {
         DType::F64 => {
@@ -109,6 +118,9 @@ mod tests {
             vec![vec![-1.0, 0.5, 1.0]]
         );
         assert!(clip(&x, 1.5).is_err());
+        // An empty row has no quantile: an error, not an index panic.
+        let empty = Tensor::zeros((2, 1, 0), DType::F32, &d).unwrap();
+        assert!(matches!(clip(&empty, 0.9), Err(Error::InvalidInput { .. })));
         // q = 1 is the max of |x|: the result spans exactly [-1, 1].
         let y = clip(&x, 1.0).unwrap().to_vec2::<f64>().unwrap();
         assert_eq!(y[0][0], -1.0);
