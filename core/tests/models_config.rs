@@ -98,3 +98,44 @@ fn diffusion_type_selects_the_objective_and_k_needs_sigma_data() {
         "{err}"
     );
 }
+
+#[test]
+fn sigma_distribution_parameters_that_give_nan_sigmas_are_refused() {
+    let vm = VarMap::new();
+    let vb = || VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    for (dist, field) in [
+        (
+            serde_json::json!({"class": "VDistribution", "kwargs": {"sigma_data": 0.0}}),
+            "diffusion_sigma_distribution.sigma_data",
+        ),
+        (
+            serde_json::json!({"class": "VDistribution", "kwargs": {"min_value": 2.0, "max_value": 1.0}}),
+            "diffusion_sigma_distribution.min_value",
+        ),
+        (
+            serde_json::json!({"class": "LogNormalDistribution", "kwargs": {"mean": -3.0, "std": -1.0}}),
+            "diffusion_sigma_distribution.std",
+        ),
+        (
+            serde_json::json!({"class": "UniformDistribution", "kwargs": {"vmin": 1.0, "vmax": 0.5}}),
+            "diffusion_sigma_distribution.vmin",
+        ),
+    ] {
+        let cfg = tiny(
+            "v",
+            serde_json::json!({ "diffusion_sigma_distribution": dist }),
+        );
+        let err = AudioDiffusionModel::new(&cfg, Compat::Fixed, vb()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { field: f, .. } if f == field),
+            "{err}"
+        );
+    }
+    // The reference's README distribution and the defaults stay accepted.
+    let ok = serde_json::json!({"class": "VDistribution", "kwargs": {"min_value": 0.2, "max_value": 4.0, "sigma_data": 0.5}});
+    let cfg = tiny(
+        "v",
+        serde_json::json!({ "diffusion_sigma_distribution": ok }),
+    );
+    AudioDiffusionModel::new(&cfg, Compat::V0_0_61, vb()).unwrap();
+}

@@ -67,6 +67,53 @@ impl Default for DistributionConfig {
 }
 
 impl DistributionConfig {
+    /// Fails with [`Error::Config`] on parameters that would make every sigma NaN or out of order
+    /// (a non-positive `sigma_data`, `min_value > max_value`, a negative `std`, `vmin > vmax`).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, reason: String| {
+            Err(Error::config(
+                format!("diffusion_sigma_distribution.{field}"),
+                reason,
+            ))
+        };
+        match *self {
+            Self::VDistribution {
+                min_value,
+                max_value,
+                sigma_data,
+            } => {
+                if !(sigma_data > 0.0 && sigma_data.is_finite()) {
+                    return bad("sigma_data", format!("must be positive, got {sigma_data}"));
+                }
+                if !(min_value.is_finite() && min_value <= max_value) {
+                    return bad(
+                        "min_value",
+                        format!(
+                            "need a finite min_value <= max_value, got {min_value} and {max_value}"
+                        ),
+                    );
+                }
+            }
+            Self::LogNormalDistribution { mean, std } => {
+                if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
+                    return bad(
+                        "std",
+                        format!("need a finite mean and std >= 0, got {mean} and {std}"),
+                    );
+                }
+            }
+            Self::UniformDistribution { vmin, vmax } => {
+                if !(vmin.is_finite() && vmax.is_finite() && vmin <= vmax) {
+                    return bad(
+                        "vmin",
+                        format!("need finite vmin <= vmax, got {vmin} and {vmax}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The distribution; `compat` selects the VDistribution's normal (0.0.61) or uniform base draw.
     pub fn build(&self, compat: Compat) -> Box<dyn Distribution> {
         match *self {
@@ -168,6 +215,7 @@ pub enum Objective<N> {
 impl<N: Net> Objective<N> {
     /// Wraps `net` as `cfg` says.
     pub fn new(net: N, cfg: &DiffusionConfig, compat: Compat) -> Result<Self> {
+        cfg.diffusion_sigma_distribution.validate()?;
         let dist = cfg.diffusion_sigma_distribution.build(compat);
         Ok(match cfg.diffusion_type {
             DiffusionType::V => Self::V(VDiffusion::new(net, dist, compat)),
