@@ -1,8 +1,10 @@
-//! Which renderer a plugin instance gets: the embedded default, a model folder, or the in-code
-//! sketch model (model path `builtin:sketch`, used by the tests). Called on the worker thread at
+//! Which renderer a plugin instance gets: a model folder (adiff-core's models), or the in-code
+//! sketch model (model path `builtin:sketch`, used by the tests). With no model folder set, the
+//! embedded default is that sketch model: no trained weights ship in `models/` yet. Called on the worker thread at
 //! the first render, never while a host scans or instantiates the plugin.
 
-use adiff_engine::{EngineError, Renderer, RendererFactory, SketchRenderer};
+use adiff_engine::core_renderer::CoreRenderer;
+use adiff_engine::{Renderer, RendererFactory, SketchRenderer};
 use std::path::Path;
 
 /// The model path that selects the in-code sketch model.
@@ -20,10 +22,7 @@ pub fn factory() -> RendererFactory {
                     Ok(Box::new(SketchRenderer::new(SKETCH_RATE)))
                 }
                 None => Ok(Box::new(SketchRenderer::new(SKETCH_RATE))),
-                Some(p) => Err(EngineError::Model {
-                    path: p.to_path_buf(),
-                    reason: "model folders are not supported yet".into(),
-                }),
+                Some(p) => Ok(Box::new(CoreRenderer::load(p)?)),
             }
         },
     )

@@ -8,6 +8,7 @@
 //! - [`worker`]: the named render thread that owns the [`Renderer`].
 
 pub mod buffer;
+pub mod core_renderer;
 pub mod error;
 pub mod params;
 pub mod processor;

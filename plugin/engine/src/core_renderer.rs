@@ -1,0 +1,260 @@
+//! `CoreRenderer`: the [`Renderer`] backed by adiff-core's models (a model folder loaded on the
+//! worker), running them the way the `adiff` command line does: windows of the model's training
+//! length with an eighth of overlap, crossfaded, one seeded noise stream.
+
+use crate::buffer::AudioBuf;
+use crate::error::{EngineError, Result};
+use crate::renderer::{Progress, RenderSettings, Renderer, SamplerKind};
+use adiff_core::audio::{process_in_windows, resample_clip, AudioClip};
+use adiff_core::models::folder::{FolderConfig, SamplerSetting};
+use adiff_core::models::sampling::{sampler_from, schedule_from, Sampling};
+use adiff_core::models::AnyModel;
+use adiff_core::sampler::StepInfo;
+use adiff_core::SeededNoise;
+use candle_core::{Device, Tensor};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Overlap between windows, as a fraction of the window (as the command line).
+const OVERLAP_DIVISOR: usize = 8;
+
+/// A loaded adiff-core model.
+pub struct CoreRenderer {
+    config: FolderConfig,
+    model: AnyModel,
+    path: PathBuf,
+    device: Device,
+}
+
+fn core(path: &Path, e: adiff_core::Error) -> EngineError {
+    EngineError::Model {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl CoreRenderer {
+    /// Loads the model folder `dir` (config.json + model.safetensors) on the CPU.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let device = Device::Cpu;
+        let (config, model) = AnyModel::load(dir, &device).map_err(|e| core(dir, e))?;
+        Ok(Self {
+            config,
+            model,
+            path: dir.to_path_buf(),
+            device,
+        })
+    }
+
+    fn sampling(&self, s: &RenderSettings) -> Result<Sampling> {
+        let sampler = match s.sampler {
+            SamplerKind::Adpm2 => SamplerSetting::ADPM2Sampler { rho: 1.0 },
+            SamplerKind::AEuler => SamplerSetting::AEulerSampler {},
+            SamplerKind::Karras => SamplerSetting::KarrasSampler {
+                s_tmin: 0.0,
+                s_tmax: f64::INFINITY,
+                s_churn: 0.0,
+                s_noise: 1.0,
+            },
+        };
+        let compat = self.config.compat;
+        Ok(Sampling {
+            num_steps: s.steps.max(1),
+            sampler: sampler_from(&sampler, compat).map_err(|e| core(&self.path, e))?,
+            schedule: schedule_from(&self.config.sampling.sigma_schedule, compat)
+                .map_err(|e| core(&self.path, e))?,
+        })
+    }
+
+    /// `(batch, channels, length)` for the model: channels as batch for a mono model.
+    fn to_tensor(&self, clip: &AudioBuf) -> Result<Tensor> {
+        let len = clip.len();
+        let data: Vec<f32> = clip
+            .channel(0)
+            .iter()
+            .chain(clip.channel(1))
+            .copied()
+            .collect();
+        let shape = if self.config.channels == 1 {
+            (2, 1, len)
+        } else {
+            (1, 2, len)
+        };
+        Tensor::from_vec(data, shape, &self.device).map_err(|e| core(&self.path, e.into()))
+    }
+
+    fn from_tensor(&self, y: &Tensor, rate: f64) -> Result<AudioBuf> {
+        let y = y
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| core(&self.path, e.into()))?;
+        let half = y.len() / 2;
+        Ok(AudioBuf::from_channels(
+            y[..half].to_vec(),
+            y[half..].to_vec(),
+            rate,
+        ))
+    }
+
+    /// Runs `job` over windows of `window` input samples, reporting progress over all windows.
+    fn windowed<F>(
+        &self,
+        x: &Tensor,
+        window: usize,
+        scale: usize,
+        seed: u64,
+        progress: Progress<'_>,
+        mut job: F,
+    ) -> Result<Tensor>
+    where
+        F: FnMut(
+            &Tensor,
+            &mut SeededNoise,
+            &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
+        ) -> adiff_core::Result<Tensor>,
+    {
+        let mut noise = SeededNoise::new(seed);
+        let mut cancelled = false;
+        let y = process_in_windows(
+            x,
+            window.max(1),
+            window.max(1) / OVERLAP_DIVISOR,
+            scale,
+            |piece, info| {
+                let mut on_step = |s: &StepInfo| {
+                    let done = (info.index as f32 + s.step as f32 / s.total.max(1) as f32)
+                        / info.total.max(1) as f32;
+                    if progress(done) {
+                        ControlFlow::Continue(())
+                    } else {
+                        cancelled = true;
+                        ControlFlow::Break(())
+                    }
+                };
+                job(piece, &mut noise, &mut on_step)
+            },
+        );
+        if cancelled {
+            return Err(EngineError::Cancelled);
+        }
+        y.map_err(|e| core(&self.path, e))
+    }
+
+    fn unsupported(&self, mode: &'static str) -> EngineError {
+        EngineError::Render {
+            mode,
+            reason: format!(
+                "the model in {} is a {:?}",
+                self.path.display(),
+                self.config.kind
+            ),
+        }
+    }
+}
+
+impl Renderer for CoreRenderer {
+    fn sample_rate(&self) -> f64 {
+        f64::from(self.config.sample_rate)
+    }
+
+    fn generate(
+        &mut self,
+        frames: usize,
+        s: &RenderSettings,
+        progress: Progress<'_>,
+    ) -> Result<AudioBuf> {
+        let AnyModel::Generator(m) = &self.model else {
+            return Err(self.unsupported("Generate"));
+        };
+        let sampling = self.sampling(s)?;
+        let mut noise = SeededNoise::new(s.seed);
+        let batch = if self.config.channels == 1 { 2 } else { 1 };
+        let start = adiff_core::NoiseSource::randn(
+            &mut noise,
+            &[batch, self.config.channels.min(2), frames.max(1)],
+            &self.device,
+        )
+        .map_err(|e| core(&self.path, e))?;
+        let mut cancelled = false;
+        let mut on_step = |st: &StepInfo| {
+            if progress(st.step as f32 / st.total.max(1) as f32) {
+                ControlFlow::Continue(())
+            } else {
+                cancelled = true;
+                ControlFlow::Break(())
+            }
+        };
+        let y = m.sample(&start, &sampling, &mut noise, &mut on_step);
+        if cancelled {
+            return Err(EngineError::Cancelled);
+        }
+        self.from_tensor(&y.map_err(|e| core(&self.path, e))?, self.sample_rate())
+    }
+
+    fn upsample(
+        &mut self,
+        clip: &AudioBuf,
+        s: &RenderSettings,
+        progress: Progress<'_>,
+    ) -> Result<AudioBuf> {
+        let AnyModel::Upsampler(m) = &self.model else {
+            return Err(self.unsupported("Upsample"));
+        };
+        let factor = m.factors()[0];
+        let rate = self.config.sample_rate;
+        let low_rate = rate / factor as u32;
+        // The clip (at the model rate) band-limited to the model's input rate, as the command line
+        // brings its input to that rate.
+        let model_rate_clip = AudioClip::new(
+            rate,
+            vec![clip.channel(0).to_vec(), clip.channel(1).to_vec()],
+        )
+        .map_err(|e| core(&self.path, e))?;
+        let low = resample_clip(&model_rate_clip, low_rate).map_err(|e| core(&self.path, e))?;
+        let [l, r]: [Vec<f32>; 2] = match low.into_channels().try_into() {
+            Ok(c) => c,
+            Err(_) => return Err(self.unsupported("Upsample")),
+        };
+        let x = self.to_tensor(&AudioBuf::from_channels(l, r, f64::from(low_rate)))?;
+        let sampling = self.sampling(s)?;
+        let window = (self.config.window_length / factor).max(1);
+        let y = self.windowed(
+            &x,
+            window,
+            factor,
+            s.seed,
+            progress,
+            |piece, noise, on_step| m.sample(piece, Some(factor), &sampling, noise, on_step),
+        )?;
+        let mut out = self.from_tensor(&y, f64::from(rate))?;
+        out.anchor = clip.anchor;
+        Ok(out)
+    }
+
+    fn inpaint(
+        &mut self,
+        _clip: &AudioBuf,
+        _start: usize,
+        _end: usize,
+        _s: &RenderSettings,
+        _p: Progress<'_>,
+    ) -> Result<AudioBuf> {
+        Err(EngineError::Render {
+            mode: "Inpaint",
+            reason: "not available with folder models in this build".into(),
+        })
+    }
+
+    fn continue_clip(
+        &mut self,
+        _clip: &AudioBuf,
+        _frames: usize,
+        _s: &RenderSettings,
+        _p: Progress<'_>,
+    ) -> Result<AudioBuf> {
+        Err(EngineError::Render {
+            mode: "Continue",
+            reason: "not available with folder models in this build".into(),
+        })
+    }
+}
