@@ -152,6 +152,19 @@ fn generate_writes_the_asked_length_deterministically() {
         "16000",
     ]));
     assert_eq!(read_audio(&a).unwrap().len(), 1024);
+    // Shorter than one sample: refused by name instead of sampling an empty tensor.
+    let o = adiff(&[
+        "generate",
+        "-o",
+        a.to_str().unwrap(),
+        "--model",
+        m,
+        "--seconds",
+        "0.00001",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("shorter than one sample"), "{err}");
 }
 
 #[test]

@@ -47,7 +47,15 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         Some(s) => bail!("--seconds must be positive, got {s}"),
         None => cfg.window_length,
     };
-    let len = want.div_ceil(unit) * unit;
+    if want == 0 {
+        bail!(
+            "--seconds is shorter than one sample at {} Hz",
+            cfg.sample_rate
+        );
+    }
+    let len = want
+        .checked_next_multiple_of(unit)
+        .context("--seconds is too long")?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
     let mut noise = SeededNoise::new(args.sampling.seed);
     let start = noise.randn(&[1, cfg.channels, len], &device)?;
