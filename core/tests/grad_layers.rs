@@ -1,13 +1,19 @@
 //! Gradients of every layer of the reference network against finite differences of its forward.
 //!
-//! For each layer (and a whole small UNet1d) on random inputs, in f64 weights and inputs:
-//! `L = sum(forward(x) * R)` with a fixed random `R`; the gradient from candle's backward pass
-//! must match the central difference `(L(θ + h) − L(θ − h)) / 2h` at sampled coordinates of every
-//! parameter and of the input, and no parameter may get an all-zero gradient (it would never
-//! train). Layers computed wholly in f64 are held to a relative 1e-6 (h = 1e-5); layers whose
-//! statistics or softmax the port computes in f32 on purpose (group norm, layer norm, attention,
-//! and so the UNet) to a relative 1e-2 with h = 1e-2, the f32 rounding of the loss (about 1e-7
-//! relative) divided by 2h plus the O(h^2) truncation; a wrong gradient is off by O(1).
+//! For each layer (and a whole small UNet1d) on random inputs: `L = sum(forward(x) * R)` with a
+//! fixed random `R`; the gradient from the backward pass must match the central difference
+//! `(L(θ + h) − L(θ − h)) / 2h` at sampled coordinates of every parameter and of the input, and no
+//! parameter may get an all-zero gradient (it would never train).
+//!
+//! - f64 layers are checked against themselves (h = 1e-5, relative 1e-6).
+//! - f32 layers, the training dtype, against their f64 twin holding the same weights: the
+//!   backward runs in f32, the differences in f64 (h = 1e-4, relative 1e-3).
+//! - Layers whose statistics or softmax the port computes in f32 on purpose (group norm, layer
+//!   norm, attention, and so the UNet): h = 1e-2, relative 1e-2, plus an allowance for the f32
+//!   rounding of the loss, `4 eps sum|terms| / 2h`. A wrong gradient is off by O(1): candle
+//!   0.11's own conv1d backward (wrong for batch > 1 and for 1x1 kernels) fails these by 1-2.
+//!
+//! `ADIFF_GRAD_VERBOSE=1` lists every coordinate over tolerance, not just the worst.
 
 use adiff_core::nn::{Attention, Conv1d, ConvTranspose1d, GroupNorm, TimePositionalEmbedding};
 use adiff_core::unet::{UNet1d, UNet1dConfig};
@@ -21,28 +27,183 @@ struct Rng(SeededNoise);
 
 impl Rng {
     fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        self.tensor_in(shape, DType::F64)
+    }
+
+    fn tensor_in(&mut self, shape: &[usize], dtype: DType) -> Tensor {
         let n: usize = shape.iter().product();
         let v: Vec<f64> = (0..n).map(|_| self.0.next_normal()).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(v, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
     }
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
 }
 
 fn set_elem(var: &Var, values: &[f64], idx: usize, value: f64) {
     let mut v = values.to_vec();
     v[idx] = value;
-    var.set(&Tensor::from_vec(v, var.shape().clone(), var.device()).unwrap())
-        .unwrap();
+    let t = Tensor::from_vec(v, var.shape().clone(), var.device()).unwrap();
+    var.set(&t.to_dtype(var.dtype()).unwrap()).unwrap();
 }
 
-/// Checks d sum(f(x) * R) / d(each parameter of `map`, and x) against central differences.
-///
-/// The error at a coordinate is relative to the larger of the two values, floored at `floor` times
-/// the largest gradient of that tensor (so tiny gradients are not held to a relative bound that
-/// rounding alone breaks).
+/// One gradient check: analytic gradients from `grad` (a model in the dtype under test) against
+/// central differences of `fd` (the same model in f64, whose weights are set to `grad`'s values)
+/// of `L = sum(f(x) * R)`, at sampled coordinates of every parameter and of the input.
+struct Check<'a> {
+    name: String,
+    grad: (&'a VarMap, &'a Forward<'a>),
+    fd: (&'a VarMap, &'a Forward<'a>),
+    x_shape: &'a [usize],
+    /// Finite-difference step.
+    h: f64,
+    /// Relative tolerance (to the larger value, floored at a fraction of the tensor's largest
+    /// gradient so tiny gradients are not held to a bound rounding alone breaks).
+    rtol: f64,
+    /// Unit rounding of the f64 forward's arithmetic (f32 where the layer computes statistics or a
+    /// softmax in f32 on purpose): each loss evaluation is off by about `eps * sum |terms|`, and
+    /// that much rounding in a difference quotient is allowed on top of `rtol`.
+    eps: f64,
+    per_tensor: usize,
+}
+
+fn sorted(map: &VarMap) -> Vec<(String, Var)> {
+    let mut v: Vec<(String, Var)> = map
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl Check<'_> {
+    fn run(&self) {
+        let (name, h) = (&self.name, self.h);
+        let floor = if self.rtol < 1e-4 { 1e-3 } else { 0.1 };
+        // ADIFF_GRAD_VERBOSE=1 lists every coordinate over tolerance, not just the worst.
+        let verbose = std::env::var_os("ADIFF_GRAD_VERBOSE").is_some();
+        let mut rng = Rng(SeededNoise::new(0x6EAD));
+        let dtype = self
+            .grad
+            .0
+            .all_vars()
+            .first()
+            .map_or(DType::F64, |v| v.dtype());
+        // The f64 model gets exactly the tested model's values; inputs are drawn in its dtype.
+        let (gvars, fvars) = (sorted(self.grad.0), sorted(self.fd.0));
+        assert_eq!(gvars.len(), fvars.len(), "{name}: the two models differ");
+        let twin = !std::ptr::eq(self.grad.0, self.fd.0);
+        for ((k, g), (k2, f)) in gvars.iter().zip(&fvars) {
+            assert_eq!(k, k2);
+            if twin {
+                f.set(&g.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
+            }
+        }
+        let x64 = rng
+            .tensor_in(self.x_shape, dtype)
+            .to_dtype(DType::F64)
+            .unwrap();
+        let xg = Var::from_tensor(&x64.to_dtype(dtype).unwrap()).unwrap();
+        let xf = Var::from_tensor(&x64).unwrap();
+        let y0 = (self.grad.1)(xg.as_tensor()).unwrap();
+        let rg = rng.tensor_in(y0.dims(), dtype);
+        let r64 = rg.to_dtype(DType::F64).unwrap();
+        let loss = |x: &Tensor| -> f64 {
+            let y = (self.fd.1)(x).unwrap();
+            (y * &r64)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        if twin {
+            // The twins compute the same function: outputs agree to the tested dtype's rounding.
+            let y64 = flat(&(self.fd.1)(xf.as_tensor()).unwrap());
+            let y = flat(&y0);
+            let big = y64.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+            let diff = y
+                .iter()
+                .zip(&y64)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff <= 1e-4 * big,
+                "{name}: the {dtype:?} forward differs from the f64 one by {diff:e} (peak {big:e})"
+            );
+        }
+        let terms: f64 = flat(&(&y0 * &rg).unwrap().abs().unwrap()).iter().sum();
+        let noise = 4.0 * self.eps * terms / (2.0 * h);
+        let grads = (y0 * &rg).unwrap().sum_all().unwrap().backward().unwrap();
+
+        let mut pairs: Vec<(String, Var, Var)> = gvars
+            .into_iter()
+            .zip(fvars)
+            .map(|((k, g), (_, f))| (k, g, f))
+            .collect();
+        pairs.push(("<input>".into(), xg.clone(), xf.clone()));
+        let mut worst = (0.0f64, String::from("(all within the rounding allowance)"));
+        for (key, gvar, fvar) in &pairs {
+            let g = grads
+                .get(gvar.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no gradient reaches `{key}`"));
+            let g = flat(g);
+            let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{name}: the gradient of `{key}` is all zero");
+            let values = flat(fvar.as_tensor());
+            let n = values.len();
+            let picks: Vec<usize> = (0..self.per_tensor.min(n))
+                .map(|i| (i * 7919 + (rng.0.next_u64() % n as u64) as usize) % n)
+                .collect();
+            for idx in picks {
+                set_elem(fvar, &values, idx, values[idx] + h);
+                let up = loss(xf.as_tensor());
+                set_elem(fvar, &values, idx, values[idx] - h);
+                let down = loss(xf.as_tensor());
+                set_elem(fvar, &values, idx, values[idx]);
+                let fd = (up - down) / (2.0 * h);
+                let denom = fd.abs().max(g[idx].abs()).max(scale * floor);
+                let err = ((fd - g[idx]).abs() - noise).max(0.0) / denom;
+                if verbose && err > self.rtol {
+                    println!("  {name}: `{key}`[{idx}] backward {} vs finite difference {fd} (error {err:.2e})", g[idx]);
+                }
+                if err > worst.0 {
+                    worst = (
+                        err,
+                        format!(
+                            "`{key}`[{idx}]: backward {} vs finite difference {fd}",
+                            g[idx]
+                        ),
+                    );
+                }
+            }
+        }
+        println!(
+            "{name}: worst relative error {:.2e} at {}",
+            worst.0, worst.1
+        );
+        assert!(
+            worst.0 <= self.rtol,
+            "{name}: gradient mismatch {:.3e} > {:.0e} at {}",
+            worst.0,
+            self.rtol,
+            worst.1
+        );
+    }
+}
+
+/// A check of a layer against itself in f64.
 fn check(
     name: &str,
     map: &VarMap,
@@ -52,109 +213,116 @@ fn check(
     rtol: f64,
     per_tensor: usize,
 ) {
-    let floor = if rtol < 1e-4 { 1e-3 } else { 0.1 };
-    // ADIFF_GRAD_VERBOSE=1 lists every coordinate over tolerance, not just the worst.
-    let verbose = std::env::var_os("ADIFF_GRAD_VERBOSE").is_some();
-    let mut rng = Rng(SeededNoise::new(0x6EAD));
-    let x = Var::from_tensor(&rng.tensor(x_shape)).unwrap();
-    let y0 = f(x.as_tensor()).unwrap();
-    let r = rng.tensor(y0.dims());
-    let loss = |x: &Tensor| -> f64 {
-        (f(x).unwrap() * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+    let eps = if rtol < 1e-4 {
+        f64::EPSILON
+    } else {
+        f32::EPSILON as f64
     };
-    let grads = (y0 * &r).unwrap().sum_all().unwrap().backward().unwrap();
-
-    let mut vars: Vec<(String, Var)> = map
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars.push(("<input>".into(), x.clone()));
-    let mut worst = (0.0f64, String::new());
-    for (key, var) in &vars {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name}: no gradient reaches `{key}`"));
-        let g = flat(g);
-        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        assert!(scale > 0.0, "{name}: the gradient of `{key}` is all zero");
-        let values = flat(var.as_tensor());
-        let n = values.len();
-        let picks: Vec<usize> = (0..per_tensor.min(n))
-            .map(|i| (i * 7919 + (rng.0.next_u64() % n as u64) as usize) % n)
-            .collect();
-        for idx in picks {
-            set_elem(var, &values, idx, values[idx] + h);
-            let up = loss(x.as_tensor());
-            set_elem(var, &values, idx, values[idx] - h);
-            let down = loss(x.as_tensor());
-            set_elem(var, &values, idx, values[idx]);
-            let fd = (up - down) / (2.0 * h);
-            let err = (fd - g[idx]).abs() / (fd.abs().max(g[idx].abs()).max(scale * floor));
-            if verbose && err > rtol {
-                println!("  {name}: `{key}`[{idx}] backward {} vs finite difference {fd} (error {err:.2e})", g[idx]);
-            }
-            if err > worst.0 {
-                worst = (
-                    err,
-                    format!(
-                        "`{key}`[{idx}]: backward {} vs finite difference {fd}",
-                        g[idx]
-                    ),
-                );
-            }
-        }
+    Check {
+        name: name.into(),
+        grad: (map, f),
+        fd: (map, f),
+        x_shape,
+        h,
+        rtol,
+        eps,
+        per_tensor,
     }
-    println!(
-        "{name}: worst relative error {:.2e} at {}",
-        worst.0, worst.1
-    );
-    assert!(
-        worst.0 <= rtol,
-        "{name}: gradient mismatch {:.3e} > {rtol:.0e} at {}",
-        worst.0,
-        worst.1
-    );
+    .run();
 }
 
 fn vb(map: &VarMap) -> VarBuilder<'static> {
-    VarBuilder::from_varmap(map, DType::F64, &Device::Cpu)
+    vb_in(map, DType::F64)
 }
 
-#[test]
-fn conv1d_padded_and_strided() {
-    for (k, stride, pad) in [(3usize, 1usize, 1usize), (8, 4, 2), (1, 1, 0)] {
-        let map = VarMap::new();
-        let conv = Conv1d::new(3, 4, k, stride, pad, vb(&map)).unwrap();
-        check(
-            &format!("conv1d k{k} s{stride} p{pad}"),
-            &map,
-            &[2, 3, 16],
-            &|x| conv.forward(x),
-            1e-5,
-            1e-6,
-            8,
-        );
+fn vb_in(map: &VarMap, dtype: DType) -> VarBuilder<'static> {
+    VarBuilder::from_varmap(map, dtype, &Device::Cpu)
+}
+
+/// f64 layers are checked against themselves (h = 1e-5, rtol 1e-6); f32 layers, the training
+/// dtype, against their f64 twin with the same weights (h = 1e-4, rtol 1e-3: f32 backward
+/// rounding). A wrong gradient is off by O(1) in either.
+fn check_twin<M>(
+    name: &str,
+    dtype: DType,
+    x_shape: &[usize],
+    build: impl Fn(VarBuilder) -> M,
+    f: impl Fn(&M, &Tensor) -> adiff_core::Result<Tensor>,
+) {
+    let map = VarMap::new();
+    let m = build(vb_in(&map, dtype));
+    let fwd = |x: &Tensor| f(&m, x);
+    if dtype == DType::F64 {
+        return check(name, &map, x_shape, &fwd, 1e-5, 1e-6, 8);
+    }
+    let map64 = VarMap::new();
+    let m64 = build(vb_in(&map64, DType::F64));
+    let fwd64 = |x: &Tensor| f(&m64, x);
+    let (h, rtol, eps) = (1e-4, 1e-3, f64::EPSILON);
+    Check {
+        name: name.into(),
+        grad: (&map, &fwd),
+        fd: (&map64, &fwd64),
+        x_shape,
+        h,
+        rtol,
+        eps,
+        per_tensor: 8,
+    }
+    .run();
+}
+
+fn check_conv1d(dtype: DType) {
+    // (in, out, length, kernel, stride, padding): the UNet's 3-tap, downsampling and 1x1 shapes,
+    // on long and on very short sequences (the deep levels of a small UNet).
+    let shapes = [
+        (3usize, 4usize, 16usize, 3usize, 1usize, 1usize),
+        (3, 4, 16, 8, 4, 2),
+        (3, 4, 16, 1, 1, 0),
+        (3, 4, 16, 5, 2, 2),
+        (32, 32, 4, 3, 1, 1),
+        (16, 32, 12, 7, 3, 3),
+        (32, 32, 2, 1, 1, 0),
+    ];
+    for (cin, cout, len, k, stride, pad) in shapes {
+        let name = format!("conv1d {dtype:?} {cin}->{cout} T{len} k{k} s{stride} p{pad}");
+        let build = |vb: VarBuilder| Conv1d::new(cin, cout, k, stride, pad, vb).unwrap();
+        check_twin(&name, dtype, &[2, cin, len], build, |c: &Conv1d, x| {
+            c.forward(x)
+        });
     }
 }
 
 #[test]
-fn transposed_conv1d_even_and_odd_factors_with_output_padding() {
+fn conv1d_padded_strided_and_1x1_f64() {
+    check_conv1d(DType::F64);
+}
+
+#[test]
+fn conv1d_padded_strided_and_1x1_f32() {
+    check_conv1d(DType::F32);
+}
+
+fn check_conv_transpose1d(dtype: DType) {
     // The UNet's upsampler: kernel 2f, stride f, padding f/2 + f%2, output_padding f%2.
     for f in [1usize, 2, 3, 4] {
-        let map = VarMap::new();
-        let conv = ConvTranspose1d::new(3, 2, 2 * f, f, f / 2 + f % 2, f % 2, vb(&map)).unwrap();
-        let name = format!("conv_transpose1d factor {f} (output_padding {})", f % 2);
-        check(&name, &map, &[2, 3, 7], &|x| conv.forward(x), 1e-5, 1e-6, 8);
+        let (p, op) = (f / 2 + f % 2, f % 2);
+        let name = format!("conv_transpose1d {dtype:?} factor {f} (output_padding {op})");
+        let build = |vb: VarBuilder| ConvTranspose1d::new(3, 2, 2 * f, f, p, op, vb).unwrap();
+        check_twin(&name, dtype, &[2, 3, 7], build, |c: &ConvTranspose1d, x| {
+            c.forward(x)
+        });
     }
+}
+
+#[test]
+fn transposed_conv1d_even_and_odd_factors_with_output_padding_f64() {
+    check_conv_transpose1d(DType::F64);
+}
+
+#[test]
+fn transposed_conv1d_even_and_odd_factors_with_output_padding_f32() {
+    check_conv_transpose1d(DType::F32);
 }
 
 #[test]
@@ -246,25 +414,70 @@ fn small_unet_config() -> UNet1dConfig {
     }
 }
 
-#[test]
-fn whole_small_unet() {
-    let map = VarMap::new();
+/// The UNet in f64 against itself, or in f32 (the training dtype) against its f64 twin. Its group
+/// norms and softmax compute in f32 on purpose, so both use h = 1e-2, rtol 1e-2 and an f32
+/// rounding allowance.
+fn check_unet(dtype: DType) {
     let cfg = small_unet_config();
-    let unet = UNet1d::new(&cfg, vb(&map)).unwrap();
     let mut rng = Rng(SeededNoise::new(5));
+    let features = rng.tensor_in(&[2, 4], dtype).to_dtype(DType::F64).unwrap();
+    let context = rng
+        .tensor_in(&[2, 1, 96], dtype)
+        .to_dtype(DType::F64)
+        .unwrap();
     let time = Tensor::new(&[0.3f64, 0.8], &Device::Cpu).unwrap();
-    let inputs = NetInputs {
-        features: Some(rng.tensor(&[2, 4])),
-        channels_list: vec![rng.tensor(&[2, 1, 24])],
+    let inputs_in = |dt: DType| NetInputs {
+        features: Some(features.to_dtype(dt).unwrap()),
+        channels_list: vec![context.to_dtype(dt).unwrap()],
         ..NetInputs::none()
     };
-    check(
-        "UNet1d",
-        &map,
-        &[2, 1, 24],
-        &|x| unet.forward(x, Some(&time), &inputs),
-        1e-2,
-        1e-2,
-        2,
-    );
+    let (map, map64) = (VarMap::new(), VarMap::new());
+    let unet = UNet1d::new(&cfg, vb_in(&map, dtype)).unwrap();
+    let unet64 = UNet1d::new(&cfg, vb_in(&map64, DType::F64)).unwrap();
+    // candle's init draws are unseeded: redraw every weight from a seeded generator at the scale
+    // its init gave it (constants such as norm gains stay), so the test is the same on every run.
+    let mut wrng = Rng(SeededNoise::new(17));
+    for (_, v) in sorted(&map) {
+        let vals = flat(v.as_tensor());
+        // The init's bound (PyTorch's 1/sqrt(fan_in)), read off the draw and rounded to 2 digits.
+        let bound = vals.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let bound: f64 = format!("{bound:.1e}").parse().unwrap_or(bound);
+        let spread = vals.iter().fold(0.0f64, |m, x| m.max((x - vals[0]).abs()));
+        if spread > 0.0 {
+            let u = wrng.tensor_in(v.dims(), DType::F64).tanh().unwrap() * bound;
+            v.set(&u.unwrap().to_dtype(dtype).unwrap()).unwrap();
+        }
+    }
+    let (inputs, inputs64) = (inputs_in(dtype), inputs_in(DType::F64));
+    let (t, t64) = (time.to_dtype(dtype).unwrap(), time.clone());
+    let fwd = |x: &Tensor| unet.forward(x, Some(&t), &inputs);
+    let fwd64 = |x: &Tensor| unet64.forward(x, Some(&t64), &inputs64);
+    let name = format!("UNet1d {dtype:?}");
+    let (h, rtol, eps) = (1e-2, 1e-2, f32::EPSILON as f64);
+    let h: f64 = std::env::var("ADIFF_GRAD_H")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(h);
+    let x_shape = [2usize, 1, 96];
+    Check {
+        name,
+        grad: (&map, &fwd),
+        fd: (&map64, &fwd64),
+        x_shape: &x_shape,
+        h,
+        rtol,
+        eps,
+        per_tensor: 2,
+    }
+    .run();
+}
+
+#[test]
+fn whole_small_unet_f64() {
+    check_unet(DType::F64);
+}
+
+#[test]
+fn whole_small_unet_f32_the_training_dtype() {
+    check_unet(DType::F32);
 }
