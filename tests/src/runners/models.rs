@@ -18,6 +18,7 @@ use adiff_core::weights::build_audited;
 use adiff_core::Compat;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -31,13 +32,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
     let produced = match case.component() {
         "AudioDiffusionModel" => {
             let cfg = AudioDiffusionModelConfig::from_kwargs(kwargs)?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| AudioDiffusionModel::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| AudioDiffusionModel::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, call, _| match method {
                 "forward" => Ok(vec![model.loss(&x, noise_ref)?]),
                 "sample" => Ok(vec![model.sample(
@@ -51,13 +46,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         }
         "AudioDiffusionUpsampler" => {
             let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(kwargs)?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| AudioDiffusionUpsampler::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| AudioDiffusionUpsampler::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, call, _| match method {
                 "forward" => Ok(vec![model.loss(&x, noise_ref)?]),
                 "sample" => {
@@ -75,13 +64,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         }
         "AudioDiffusionConditional" => {
             let cfg = AudioDiffusionConditionalConfig::from_kwargs(kwargs)?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| AudioDiffusionConditional::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| AudioDiffusionConditional::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, call, produced| {
                 let embedding = case
                     .tensor_arg(&call["kwargs"]["embedding"], produced)?
@@ -106,13 +89,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         }
         "AudioDiffusionAutoencoder" => {
             let cfg = AudioDiffusionAutoencoderConfig::from_kwargs(kwargs)?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| AudioDiffusionAutoencoder::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| AudioDiffusionAutoencoder::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, call, _| match method {
                 "forward" => Ok(vec![model.loss(&x, noise_ref)?.total()?]),
                 "encode" => Ok(vec![model.encode(&x, noise_ref)?]),
@@ -128,13 +105,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         "AutoEncoder1d" => {
             let cfg: AutoEncoder1dConfig =
                 serde_json::from_value(kwargs.clone()).context("AutoEncoder1d kwargs")?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| AutoEncoder1d::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| AutoEncoder1d::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, _, _| match method {
                 "encode" => Ok(vec![model.encode(&x, noise_ref)?.latent]),
                 "decode" => Ok(vec![model.decode(&x, noise_ref)?]),
@@ -145,13 +116,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         "Variational" => {
             let cfg: VariationalConfig =
                 serde_json::from_value(kwargs.clone()).context("Variational kwargs")?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| Variational::new(&cfg, COMPAT, vb),
-            )?;
+            let model = build(case, |vb| Variational::new(&cfg, COMPAT, vb))?;
             each_call(case, |method, x, _, _| match method {
                 "forward" => {
                     let out = Bottleneck::forward(&model, &x, noise_ref)?;
@@ -163,13 +128,7 @@ pub fn run(case: &Case) -> Result<RunResult> {
         "MultiEncoder1d" => {
             let cfg: MultiEncoder1dConfig =
                 serde_json::from_value(kwargs.clone()).context("MultiEncoder1d kwargs")?;
-            let model = build_audited(
-                weights(case)?,
-                source(case),
-                DType::F32,
-                &Device::Cpu,
-                |vb| MultiEncoder1d::new(&cfg, vb),
-            )?;
+            let model = build(case, |vb| MultiEncoder1d::new(&cfg, vb))?;
             each_call(case, |method, x, _, _| match method {
                 "encode" => Ok(vec![model.encode(&x)?]),
                 "decode" => Ok(model.decode(&x)?),
@@ -186,6 +145,21 @@ pub fn run(case: &Case) -> Result<RunResult> {
         bail!("{} recorded draws were not used", noise.remaining());
     }
     Ok(RunResult::Done(produced))
+}
+
+/// The model `f` builds from the case's weights (f32, CPU), audited: any missing, unused or
+/// mis-shaped key fails.
+fn build<T>(
+    case: &Case,
+    f: impl FnOnce(VarBuilder<'static>) -> adiff_core::Result<T>,
+) -> Result<T> {
+    Ok(build_audited(
+        weights(case)?,
+        source(case),
+        DType::F32,
+        &Device::Cpu,
+        f,
+    )?)
 }
 
 /// The case's weights with the `diffusion.net.*` copies folded into `unet.*` (checked equal); the
