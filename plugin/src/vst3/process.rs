@@ -119,7 +119,9 @@ fn report_progress(plugin: &AdiffVst3, out: *mut IParameterChanges) {
     let Some(queue) = queue else {
         return;
     };
-    let value = Param::Progress.spec().normalize(f64::from(progress) * 100.0);
+    let value = Param::Progress
+        .spec()
+        .normalize(f64::from(progress) * 100.0);
     let mut point = 0;
     // SAFETY: `queue` is the live queue the host just returned.
     if unsafe { queue.addPoint(0, value, &mut point) } == kResultOk {
