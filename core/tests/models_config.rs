@@ -131,6 +131,19 @@ fn sigma_distribution_parameters_that_give_nan_sigmas_are_refused() {
             "{err}"
         );
     }
+    // KDiffusion's dynamic threshold is a quantile: 1 (the max) is accepted, above 1 is not.
+    let k = |q: f64| {
+        tiny(
+            "k",
+            serde_json::json!({"diffusion_sigma_data": 0.1, "diffusion_dynamic_threshold": q}),
+        )
+    };
+    AudioDiffusionModel::new(&k(1.0), Compat::Fixed, vb()).unwrap();
+    let err = AudioDiffusionModel::new(&k(1.5), Compat::Fixed, vb()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "diffusion_dynamic_threshold"),
+        "{err}"
+    );
     // The reference's README distribution and the defaults stay accepted.
     let ok = serde_json::json!({"class": "VDistribution", "kwargs": {"min_value": 0.2, "max_value": 4.0, "sigma_data": 0.5}});
     let cfg = tiny(

@@ -229,10 +229,14 @@ impl<N: Net> Objective<N> {
                                 "KDiffusion needs a positive sigma_data",
                             )
                         })?;
-                if !(0.0..1.0).contains(&cfg.diffusion_dynamic_threshold) {
+                // A quantile, like `clip`'s: q = 1 is the largest |x̂| (torch.quantile accepts it).
+                if !(0.0..=1.0).contains(&cfg.diffusion_dynamic_threshold) {
                     return Err(Error::config(
                         "diffusion_dynamic_threshold",
-                        "must be in [0, 1)",
+                        format!(
+                            "must be a quantile in [0, 1], got {}",
+                            cfg.diffusion_dynamic_threshold
+                        ),
                     ));
                 }
                 Self::K(KDiffusion::new(
