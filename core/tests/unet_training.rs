@@ -90,8 +90,12 @@ fn gradients_reach_every_parameter() {
     let grads = loss.backward().unwrap();
     let data = varmap.data().lock().unwrap();
     let mut missing = Vec::new();
+    // The last resnet maps to one channel whose block2 GroupNorm has one channel per group, so
+    // block1's bias is subtracted out again: its gradient is zero up to rounding (mathematically).
+    let cancelled = "to_out.module_list.0.block.block1.project.bias";
     for (name, var) in data.iter() {
         match grads.get(var.as_tensor()) {
+            Some(_) if name == cancelled => {}
             Some(g)
                 if g.abs()
                     .unwrap()

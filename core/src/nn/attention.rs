@@ -56,9 +56,16 @@ impl AttentionBase {
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let h = self.num_heads;
         let (q, k, v) = (split_heads(q, h)?, split_heads(k, h)?, split_heads(v, h)?);
-        let sim = (q.matmul(&k.t()?.contiguous()?)? * self.scale)?;
-        let attn = softmax_f32(&sim)?;
-        let out = attn.matmul(&v)?;
+        let fast = [&q, &k, &v]
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
+        let out = if fast {
+            // f32 CPU inference: the crate's tiled kernel (online f32 softmax, no score matrix).
+            crate::ops::attention(&q, &k, &v, self.scale)?
+        } else {
+            let sim = (q.matmul(&k.t()?.contiguous()?)? * self.scale)?;
+            softmax_f32(&sim)?.matmul(&v)?
+        };
         let (b, _, n, d) = out.dims4()?;
         let out = out.transpose(1, 2)?.reshape((b, n, h * d))?;
         self.to_out.forward(&out)
