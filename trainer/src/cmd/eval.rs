@@ -38,7 +38,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub linear: bool,
     /// Fitting: phase-retrieval rounds of the fill (0: shaped Gaussian noise).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     pub phase_iters: usize,
     /// Factors.
     #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
@@ -266,8 +266,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let mut part = String::new();
         for (fi, k) in args.factors.iter().enumerate() {
             part += &format!(
-                "\n**{cat}, x{k}** ({} held-out clips at {rates:?} Hz, mono)\n\n| method | LSD | LSD-HF | LSD-LF | SNR dB | RTF |\n|---|---|---|---|---|---|\n",
-                clips.len()
+                "\n**{cat}, x{k}** ({} clips of the {} split at {rates:?} Hz, mono)\n\n| method | LSD | LSD-HF | LSD-LF | SNR dB | RTF |\n|---|---|---|---|---|---|\n",
+                clips.len(),
+                args.split
             );
             for (r, s) in sums[fi].iter().enumerate() {
                 part += &s.row(row_name(r));
@@ -287,4 +288,53 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         write_block(&args.out, &block)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_replaces_only_the_marked_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.md");
+        let ps = p.to_str().unwrap();
+        std::fs::write(
+            &p,
+            "intro\n<!-- eval:begin -->\nold\n<!-- eval:end -->\noutro\n",
+        )
+        .unwrap();
+        write_block(ps, "new\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "intro\n<!-- eval:begin -->\nnew\n<!-- eval:end -->\noutro\n"
+        );
+        std::fs::write(&p, "only prose\n").unwrap();
+        write_block(ps, "t\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "only prose\n\n<!-- eval:begin -->\nt\n<!-- eval:end -->\n"
+        );
+    }
+
+    #[test]
+    fn the_manifest_is_read_by_column_and_short_rows_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "path\tsplit\tcategory\tgenerator\tsource_id\tnative_sr\tsr\tseconds\n";
+        std::fs::write(
+            dir.path().join("manifest.tsv"),
+            format!("{head}test/real/a.wav\ttest\treal\treal\ta\t44100\t48000\t1.0\n"),
+        )
+        .unwrap();
+        let m = manifest(dir.path()).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].split.as_str(), m[0].category.as_str(), m[0].native_sr),
+            ("test", "real", 44100)
+        );
+        assert_eq!(m[0].path, dir.path().join("test/real/a.wav"));
+        std::fs::write(dir.path().join("manifest.tsv"), format!("{head}x\ttest\n")).unwrap();
+        let e = manifest(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
 }

@@ -62,8 +62,8 @@ impl Default for BandExtConfig {
             lo_bands: 16,
             context: 1,
             lambda: 1e-4,
-            phase_iters: 8,
-            squares: false,
+            phase_iters: 32,
+            squares: true,
             equalize_floor: 0.01,
         }
     }
