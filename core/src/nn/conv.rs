@@ -48,8 +48,6 @@ impl Conv1d {
         let k = self.weight.dim(2)?;
         let (p, s) = (self.padding, self.stride);
         let len_out = (len + 2 * p).saturating_sub(k) / s.max(1) + 1;
-        // candle 0.11's conv1d backward computes `(len_out-1)*stride - 2*padding` in usize, which
-        // underflows (a panic with overflow checks) on very short sequences; pad explicitly there.
         if cpu_f32(&[x, &self.weight]) {
             // The crate's direct CPU kernel (tested against candle's op, with its own backward).
             return Ok(crate::ops::conv1d(
@@ -61,9 +59,8 @@ impl Conv1d {
             )?);
         }
         let tracked = x.track_op() || self.weight.track_op();
-        let y = if p > 0 && tracked && (len_out - 1) * s < 2 * p {
-            x.pad_with_zeros(2, p, p)?
-                .conv1d(&self.weight, 0, s, 1, 1)?
+        let y = if tracked {
+            conv1d_unfolded(x, &self.weight, s, p, len_out)?
         } else {
             x.conv1d(&self.weight, p, s, 1, 1)?
         };
@@ -128,6 +125,42 @@ fn cpu_f32(ts: &[&Tensor]) -> bool {
     let dt = ts.first().map(|t| t.dtype());
     matches!(dt, Some(candle_core::DType::F32 | candle_core::DType::BF16))
         && ts.iter().all(|t| t.device().is_cpu() && Some(t.dtype()) == dt)
+}
+
+/// Conv1d as unfold + matmul, built only from ops whose backward is right: candle 0.11's conv1d
+/// backward gives wrong weight gradients for batch > 1 and wrong input gradients for 1x1 kernels
+/// (and underflows on very short sequences), so gradients are never taken through it.
+fn conv1d_unfolded(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    len_out: usize,
+) -> Result<Tensor> {
+    let (b, c_in, len) = x.dims3()?;
+    let (c_out, _, k) = w.dims3()?;
+    // Pad so that every tap can take `len_out * stride` samples, then keep every stride-th one.
+    let need = (k - 1) + len_out * stride;
+    let right = need.saturating_sub(len + padding);
+    let xp = x.pad_with_zeros(2, padding, right)?;
+    let taps = (0..k)
+        .map(|j| {
+            let t = xp.narrow(2, j, len_out * stride)?;
+            if stride == 1 {
+                Ok(t)
+            } else {
+                t.reshape((b, c_in, len_out, stride))?
+                    .narrow(3, 0, 1)?
+                    .squeeze(3)
+            }
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    // cols[b, c*k + j, t] = xp[b, c, t*stride + j], matching the weight layout [out, in, k].
+    let cols = Tensor::stack(&taps, 2)?.reshape((b, c_in * k, len_out))?;
+    let w2 = w
+        .reshape((1, c_out, c_in * k))?
+        .broadcast_as((b, c_out, c_in * k))?;
+    Ok(w2.contiguous()?.matmul(&cols.contiguous()?)?)
 }
 
 fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -294,6 +327,43 @@ mod tests {
                     assert!((a - b).abs() < 1e-5, "factor {f}: {a} vs {b}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn unfolded_conv1d_matches_candle_forward() {
+        let d = Device::Cpu;
+        for (cin, cout, t, k, s, p) in [
+            (3usize, 4usize, 16usize, 3usize, 1usize, 1usize),
+            (3, 4, 16, 8, 4, 2),
+            (2, 3, 5, 1, 1, 0),
+            (4, 2, 12, 7, 3, 3),
+            (2, 2, 2, 5, 2, 2),
+        ] {
+            let x = Tensor::arange(0f64, (2 * cin * t) as f64, &d)
+                .unwrap()
+                .sin()
+                .unwrap()
+                .reshape((2, cin, t))
+                .unwrap();
+            let w = Tensor::arange(0f64, (cout * cin * k) as f64, &d)
+                .unwrap()
+                .cos()
+                .unwrap()
+                .reshape((cout, cin, k))
+                .unwrap();
+            let want = x.conv1d(&w, p, s, 1, 1).unwrap();
+            let len_out = want.dim(2).unwrap();
+            let got = conv1d_unfolded(&x, &w, s, p, len_out).unwrap();
+            let diff = (want - got)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(diff < 1e-12, "k{k} s{s} p{p}: {diff}");
         }
     }
 
