@@ -27,20 +27,43 @@ pub fn resample(buf: &AudioBuf, to_rate: f64) -> AudioBuf {
     out
 }
 
+/// Kernel table resolution: entries per input sample of distance.
+const TABLE_STEPS: f64 = 1024.0;
+
 fn convert(x: &[f32], out_len: usize, ratio: f64, cutoff: f64, half: f64) -> Vec<f32> {
+    // The windowed-sinc kernel k(d) = cutoff * sinc(cutoff d) * hann(d / half) for d in 0..=half,
+    // tabulated once (it is even) and linearly interpolated.
+    let size = (half * TABLE_STEPS).ceil() as usize + 2;
+    let table: Vec<f32> = (0..size)
+        .map(|i| {
+            let d = i as f64 / TABLE_STEPS;
+            if d > half {
+                0.0
+            } else {
+                let w = 0.5 + 0.5 * (std::f64::consts::PI * d / half).cos();
+                (cutoff * sinc(cutoff * d) * w) as f32
+            }
+        })
+        .collect();
+    let kernel = |d: f64| {
+        let pos = d.abs() * TABLE_STEPS;
+        let i = pos as usize;
+        match (table.get(i), table.get(i + 1)) {
+            (Some(&a), Some(&b)) => a + (b - a) * (pos - i as f64) as f32,
+            _ => 0.0,
+        }
+    };
     let n_in = x.len() as i64;
     (0..out_len)
         .map(|n| {
             let t = n as f64 / ratio;
             let lo = ((t - half).ceil() as i64).max(0);
             let hi = ((t + half).floor() as i64).min(n_in - 1);
-            let mut acc = 0.0f64;
+            let mut acc = 0.0f32;
             for k in lo..=hi {
-                let d = t - k as f64;
-                let w = 0.5 + 0.5 * (std::f64::consts::PI * d / half).cos();
-                acc += f64::from(x[k as usize]) * cutoff * sinc(cutoff * d) * w;
+                acc += x[k as usize] * kernel(t - k as f64);
             }
-            acc as f32
+            acc
         })
         .collect()
 }
