@@ -4,7 +4,7 @@
 //! the strided convolution into a stride-1 one over `ci·stride` rows whose taps are read in place by
 //! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
 
-use super::conv_kernel::{round_up, run, run_bf16, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
 use super::{conv_path_ok, f32_values, storage_like};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -112,11 +112,11 @@ impl CustomOp3 for Conv1dOp {
         let q = k.div_ceil(s);
         // Unpadded stride-1 inputs whose rows already cover the padded output tiles are read in
         // place (the 1x1 convolutions); everything else goes through the phase split.
-        let direct = s == 1 && p == 0 && t_out % W_MAX == 0;
+        let direct = s == 1 && p == 0 && t_out % W_MAX == 0 && t % 128 != 0;
         let m = if direct {
             t
         } else {
-            round_up(t_out, W_MAX) + q - 1
+            unaliased(round_up(t_out, W_MAX) + q - 1)
         };
         // Taps in (input channel, phase, shift) order; tap (c, r, qq) is kernel index qq·s + r.
         let mut offsets = Vec::with_capacity(ci * k);

@@ -50,6 +50,16 @@ pub(crate) struct TapConv<'a, T = f32> {
     pub t_out: usize,
 }
 
+/// A row length (in f32) that is not a multiple of 128 values (512 bytes), so that the rows a
+/// kernel call reads do not all map to the same cache sets.
+pub(crate) fn unaliased(m: usize) -> usize {
+    if m % 128 == 0 {
+        m + 16
+    } else {
+        m
+    }
+}
+
 pub(crate) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
@@ -177,12 +187,19 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let t_pad = round_up(conv.t_out, wd);
     let n_cb = out_pad / nr;
     // Weights are read in place ([out][taps]); only a ragged last row block needs a padded copy.
+    // Weights are read in place ([out][taps]) unless the last row block is ragged, or the row
+    // stride is a multiple of 512 bytes (rows would alias to the same cache sets): then a copy
+    // with zero rows / a padded stride.
+    let aliased = (ntaps * std::mem::size_of::<T>()) % 512 == 0;
+    let ldw = if aliased { ntaps + 16 } else { ntaps };
     let w_padded;
-    let w: &[T] = if out_pad == conv.out {
+    let w: &[T] = if out_pad == conv.out && !aliased {
         conv.w
     } else {
-        let mut v = conv.w.to_vec();
-        v.resize(out_pad * ntaps, T::default());
+        let mut v = vec![T::default(); out_pad * ldw];
+        for (dst, src) in v.chunks_mut(ldw).zip(conv.w.chunks(ntaps.max(1))) {
+            dst[..ntaps].copy_from_slice(src);
+        }
         w_padded = v;
         &w_padded
     };
@@ -216,14 +233,14 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
                 let c1 = (c0 + tap_chunk).min(ntaps);
                 let taps = &offsets[c0..c1];
                 // SAFETY: all pointers stay in bounds: `run` checked max offset + padded tile width
-                // <= x_len, `w` holds out_pad * ntaps values, and `y` has capacity out_pad * t_pad
+                // <= x_len, `w` holds out_pad * ldw values (ldw >= ntaps), and `y` has capacity out_pad * t_pad
                 // per batch item with t < t_pad and rows cb * nr .. cb * nr + nr <= out_pad. This
                 // task alone writes its (b, cb, time range) tile; the first tap chunk writes every
                 // element of it (bias start) before later chunks read it back.
                 // `isa.is_supported()` was checked above.
                 unsafe {
                     let xb = x.as_ptr().add(b * x_len);
-                    let wc = w.as_ptr().add(cb * nr * ntaps + c0);
+                    let wc = w.as_ptr().add(cb * nr * ldw + c0);
                     let yb = yp.0.add((b * out_pad + cb * nr) * t_pad);
                     let bp = if c0 == 0 {
                         bias.as_ptr().add(cb * nr)
@@ -232,7 +249,7 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
                     };
                     let mut t = t0;
                     while t < t1 {
-                        micro(taps, xb.add(t), wc, ntaps, yb.add(t), t_pad, bp);
+                        micro(taps, xb.add(t), wc, ldw, yb.add(t), t_pad, bp);
                         t += wd;
                     }
                 }

@@ -7,7 +7,7 @@
 //! with `s·co` output rows over the input padded by `Q - 1`, then interleaved.
 
 use super::conv1d::conv1d_with;
-use super::conv_kernel::{round_up, run, run_bf16, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
 use super::vec_math::par_chunks_mut;
 use super::{conv_path_ok, f32_values, storage_like};
@@ -112,7 +112,7 @@ impl CustomOp3 for ConvTranspose1dOp {
         let t_out = full - 2 * p;
         let q = k.div_ceil(s);
         let v_len = t + q - 1;
-        let m = round_up(v_len, W_MAX) + q - 1;
+        let m = unaliased(round_up(v_len, W_MAX) + q - 1);
         let offsets: Vec<usize> = (0..ci)
             .flat_map(|c| (0..q).map(move |j| c * m + j))
             .collect();
