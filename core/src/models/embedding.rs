@@ -1,26 +1,25 @@
 //! `modules.py::SinusoidalEmbedding`, audio-diffusion-pytorch 0.0.61 (SPEC §1.3): the
-//! parameter-free sine/cosine embedding of the upsampler's factor conditioning.
+//! parameter-free sine/cosine embedding of the upsampler's factor conditioning. The math is the
+//! UNet's [`crate::nn::SinusoidalEmbedding`]; this adds the shape check and `dim` for models.
 
 use crate::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 /// `SinusoidalEmbedding(dim)`: `x (batch,)` to `(batch, dim)`, `concat(sin(x f), cos(x f))` with
 /// `f_j = exp(-j ln(10000) / (dim/2 - 1))`, `j = 0 .. dim/2`.
 #[derive(Debug, Clone)]
 pub struct SinusoidalEmbedding {
     dim: usize,
+    inner: crate::nn::SinusoidalEmbedding,
 }
 
 impl SinusoidalEmbedding {
     /// An embedding of `dim` features; `dim` must be even and at least 4.
     pub fn new(dim: usize) -> Result<Self> {
-        if dim < 4 || dim % 2 != 0 {
-            return Err(Error::config(
-                "dim",
-                format!("SinusoidalEmbedding needs an even dim >= 4, got {dim}"),
-            ));
-        }
-        Ok(Self { dim })
+        Ok(Self {
+            dim,
+            inner: crate::nn::SinusoidalEmbedding::new(dim)?,
+        })
     }
 
     /// Number of output features.
@@ -28,30 +27,18 @@ impl SinusoidalEmbedding {
         self.dim
     }
 
-    /// The frequencies `f_j` in f32, as the reference computes them (`exp(arange(half) * -k)`).
-    fn frequencies(&self) -> Vec<f32> {
-        let half = self.dim / 2;
-        let k = 10000f64.ln() / (half as f64 - 1.0);
-        (0..half).map(|j| (j as f32 * -(k as f32)).exp()).collect()
-    }
-
     /// Embeds `x (batch,)` of any numeric dtype; the result is f32 `(batch, dim)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let b = x
-            .dims1()
+        x.dims1()
             .map_err(|_| Error::input("x", format!("expected (batch,), got {:?}", x.dims())))?;
-        let x = x.to_dtype(DType::F32)?.reshape((b, 1))?;
-        let half = self.dim / 2;
-        let f = Tensor::from_vec(self.frequencies(), (1, half), x.device())?;
-        let arg = x.broadcast_mul(&f)?;
-        Ok(Tensor::cat(&[arg.sin()?, arg.cos()?], 1)?)
+        self.inner.forward(x)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     #[test]
     fn matches_the_spec_vector_at_one() {
