@@ -12,7 +12,6 @@ pub const SILENCE_PEAK: f32 = 1e-4;
 /// One decoded file: planar channels at the model rate.
 #[derive(Debug, Clone)]
 pub struct Decoded {
-    pub path: PathBuf,
     /// `channels` vectors of equal length.
     pub channels: Vec<Vec<f32>>,
 }
@@ -37,7 +36,6 @@ pub fn decode_one(path: &PathBuf, rate: u32, channels: usize) -> adiff_core::Res
     let clip = read_audio(path)?.with_channels(channels)?;
     let clip = resample_clip(&clip, rate)?;
     Ok(Decoded {
-        path: path.clone(),
         channels: clip.into_channels(),
     })
 }

@@ -76,12 +76,10 @@ impl Drop for Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn batches_continue_exactly_from_a_saved_state() {
         let clips = Arc::new(vec![Decoded {
-            path: PathBuf::from("a"),
             channels: vec![(0..1000).map(|i| i as f32).collect()],
         }]);
         let seed = SeededNoise::new(9).state();

@@ -119,11 +119,9 @@ pub fn validation_windows(clips: &[Decoded], len: usize, count: usize) -> (Vec<f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn clip(n: usize, value: f32) -> Decoded {
         Decoded {
-            path: PathBuf::from("x"),
             channels: vec![(0..n).map(|i| value + i as f32).collect()],
         }
     }

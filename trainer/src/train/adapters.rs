@@ -22,10 +22,10 @@ pub struct Adapter {
 }
 
 enum Model {
-    Generator(AudioDiffusionModel),
-    Upsampler(AudioDiffusionUpsampler),
-    Autoencoder(AudioDiffusionAutoencoder),
-    Conditional(AudioDiffusionConditional),
+    Generator(Box<AudioDiffusionModel>),
+    Upsampler(Box<AudioDiffusionUpsampler>),
+    Autoencoder(Box<AudioDiffusionAutoencoder>),
+    Conditional(Box<AudioDiffusionConditional>),
 }
 
 /// Parses and checks the network config of `cfg` (`source` names the file in errors).
@@ -39,16 +39,16 @@ impl Adapter {
         let compat = cfg.compat;
         let model = match model_config(cfg, source)? {
             ModelConfig::Generator(c) => {
-                Model::Generator(AudioDiffusionModel::new(&c, compat, vb)?)
+                Model::Generator(Box::new(AudioDiffusionModel::new(&c, compat, vb)?))
             }
             ModelConfig::Upsampler(c) => {
-                Model::Upsampler(AudioDiffusionUpsampler::new(&c, compat, vb)?)
+                Model::Upsampler(Box::new(AudioDiffusionUpsampler::new(&c, compat, vb)?))
             }
             ModelConfig::Autoencoder(c) => {
-                Model::Autoencoder(AudioDiffusionAutoencoder::new(&c, compat, vb)?)
+                Model::Autoencoder(Box::new(AudioDiffusionAutoencoder::new(&c, compat, vb)?))
             }
             ModelConfig::Conditional(c) => {
-                Model::Conditional(AudioDiffusionConditional::new(&c, compat, vb)?)
+                Model::Conditional(Box::new(AudioDiffusionConditional::new(&c, compat, vb)?))
             }
         };
         Ok(Self {
