@@ -244,4 +244,26 @@ fn encode_then_decode_round_trips_the_shape() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a latent file"));
+    // An `info` tensor of the wrong dtype is refused naming the file, not with a bare dtype error.
+    let mut z = z;
+    z.insert(
+        "info".to_string(),
+        candle_core::Tensor::new(&[8000f32, 1000.0, 0.0], &Device::Cpu).unwrap(),
+    );
+    let forged = dir.path().join("forged.safetensors");
+    candle_core::safetensors::save(&z, &forged).unwrap();
+    let bad = adiff(&[
+        "decode",
+        forged.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        m,
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("forged.safetensors") && err.contains("malformed `info`"),
+        "{err}"
+    );
 }

@@ -43,7 +43,10 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             args.input.display()
         );
     };
-    let info: Vec<i64> = info.to_device(&candle_core::Device::Cpu)?.to_vec1()?;
+    let info: Vec<i64> = info
+        .to_device(&candle_core::Device::Cpu)
+        .and_then(|i| i.to_vec1())
+        .with_context(|| format!("{}: malformed `info` tensor", args.input.display()))?;
     let [rate, len, as_batch] = info[..] else {
         bail!("{}: malformed `info` tensor", args.input.display());
     };
