@@ -35,6 +35,8 @@ enum Command {
     Decode(cmd::decode::DecodeArgs),
     /// Convert a reference checkpoint plus a config into a model folder.
     Convert(cmd::convert::ConvertArgs),
+    /// Evaluate upsamplers on a dataset's held-out split (writes docs/models.md).
+    Eval(cmd::eval::EvalArgs),
     /// Train a model on a folder of audio, or resume a run.
     Train(train::TrainArgs),
 }
@@ -50,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(a) => cmd::encode::run(&a),
         Command::Decode(a) => cmd::decode::run(&a),
         Command::Convert(a) => cmd::convert::run(&a),
+        Command::Eval(a) => cmd::eval::run(&a),
         Command::Train(a) => train::run(a),
     }
 }

@@ -13,6 +13,8 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod frechet;
+
 /// Options of `adiff eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -49,6 +51,10 @@ pub struct EvalArgs {
     /// At most this many clips per category (0: all).
     #[arg(long, default_value_t = 0)]
     pub max_clips: usize,
+    /// Instead of the upsampling table: the Fréchet log-mel distance of the WAVs in this folder
+    /// (generated clips) to the held-out music, beside pink noise's and the training split's.
+    #[arg(long)]
+    pub frechet: Option<PathBuf>,
     /// Split to evaluate on (`test`; `train` only for choosing settings that are not fitted).
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -227,7 +233,15 @@ fn category(
 }
 
 fn write_block(path: &str, block: &str) -> Result<()> {
-    let (begin, end) = ("<!-- eval:begin -->", "<!-- eval:end -->");
+    write_named_block(path, "eval", block)
+}
+
+fn write_named_block(path: &str, name: &str, block: &str) -> Result<()> {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let (begin, end) = (begin.as_str(), end.as_str());
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let text = match (old.find(begin), old.find(end)) {
         (Some(b), Some(e)) if e > b => format!("{}{begin}\n{block}{}", &old[..b], &old[e..]),
@@ -236,9 +250,88 @@ fn write_block(path: &str, block: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {path}"))
 }
 
+/// Pink noise (1/f power) of `n` samples: white Gaussian noise shaped bin by bin in the STFT.
+fn pink(n: usize, seed: u64) -> Result<Vec<f32>> {
+    use adiff_core::models::bandext::stft::{istft, stft};
+    use adiff_core::noise::NoiseSource;
+    let w = SeededNoise::new(seed)
+        .randn(&[n], &candle_core::Device::Cpu)?
+        .to_vec1::<f32>()?;
+    let mut spec = stft(&w)?;
+    for frame in spec.iter_mut() {
+        frame[0] = Default::default();
+        for (k, c) in frame.iter_mut().enumerate().skip(1) {
+            *c /= (k as f64).sqrt();
+        }
+    }
+    let out = istft(&spec, n)?;
+    let peak = out.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    Ok(out.iter().map(|v| 0.5 * v / peak).collect())
+}
+
+/// `--frechet DIR`: distances of DIR's clips, pink noise and the training split to held-out music.
+fn frechet_table(args: &EvalArgs, entries: &[Entry], dir: &Path) -> Result<()> {
+    let mut test = frechet::Stats::new(48_000);
+    let mut train = frechet::Stats::new(48_000);
+    for e in entries.iter().filter(|e| e.category == "music") {
+        let x = load(e)?;
+        let s = if e.split == "test" {
+            &mut test
+        } else {
+            &mut train
+        };
+        s.add(&x.channels()[0])?;
+    }
+    let mut generated = frechet::Stats::new(48_000);
+    let mut lens = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|d| d.ok().map(|d| d.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    files.sort();
+    for p in &files {
+        let c = read_audio(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .with_channels(1)?;
+        let c = if c.sample_rate() != 48_000 {
+            resample_clip(&c, 48_000)?
+        } else {
+            c
+        };
+        lens.push(c.len());
+        generated.add(&c.channels()[0])?;
+    }
+    if files.is_empty() {
+        bail!("no .wav files in {}", dir.display());
+    }
+    let mut noise = frechet::Stats::new(48_000);
+    for (i, &n) in lens.iter().enumerate() {
+        noise.add(&pink(n, args.seed + i as u64)?)?;
+    }
+    let block = format!(
+        "Made by `{}`.\n\n| clips vs held-out music | Fréchet log-mel distance |\n|---|---|\n| {} generated clips ({}) | {:.2} |\n| {} clips of pink noise, same lengths | {:.2} |\n| training split music (the floor) | {:.2} |\n",
+        std::env::args().collect::<Vec<_>>().join(" "),
+        files.len(),
+        dir.display(),
+        frechet::distance(&generated, &test),
+        lens.len(),
+        frechet::distance(&noise, &test),
+        frechet::distance(&train, &test)
+    );
+    print!("{block}");
+    if args.out != "-" {
+        write_named_block(&args.out, "frechet", &block)?;
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let entries = manifest(&args.data)?;
+    if let Some(dir) = &args.frechet {
+        return frechet_table(args, &entries, dir);
+    }
     let model_dir = args
         .fit
         .clone()

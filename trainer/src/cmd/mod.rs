@@ -7,6 +7,7 @@ pub mod convert;
 pub mod decode;
 pub mod demo;
 pub mod encode;
+pub mod eval;
 pub mod generate;
 pub mod info;
 pub mod inpaint;
