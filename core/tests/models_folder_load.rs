@@ -18,23 +18,31 @@ fn kwargs() -> serde_json::Value {
     })
 }
 
-/// A randomly initialised upsampler and its tensors.
+/// A randomly initialised upsampler and its tensors. The model is rebuilt from the plain
+/// (untracked) tensors, as a loaded folder is: `nn` runs its fused f32 CPU kernels only on
+/// untracked tensors, so a `Var`-backed model differs from a loaded one by rounding.
 fn model() -> (AudioDiffusionUpsampler, HashMap<String, Tensor>) {
     let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(&kwargs()).unwrap();
     let vm = VarMap::new();
-    let m = AudioDiffusionUpsampler::new(
+    AudioDiffusionUpsampler::new(
         &cfg,
         Compat::Fixed,
         VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
     )
     .unwrap();
-    let tensors = vm
+    let tensors: HashMap<String, Tensor> = vm
         .data()
         .lock()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
         .collect();
+    let m = AudioDiffusionUpsampler::new(
+        &cfg,
+        Compat::Fixed,
+        VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu),
+    )
+    .unwrap();
     (m, tensors)
 }
 
