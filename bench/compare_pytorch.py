@@ -8,7 +8,9 @@ Run by hand, not by CI (see docs/performance.md):
     ~/ptenv/bin/python bench/compare_pytorch.py --threads 2            # runs the Rust benches too
     ~/ptenv/bin/python bench/compare_pytorch.py --threads 2 --skip-rust  # reuse target/criterion
 
-The Rust numbers are criterion's median estimates (target/criterion/<group>/adiff/<id>/new/);
+All times are the fastest run (criterion's fastest sample per iteration, from
+target/criterion/<group>/adiff/<id>/new/sample.json; PyTorch's fastest of --repeat runs): on a
+shared machine the minimum is the least disturbed estimate.
 "stock" rows are candle's own ops (the kernel benches' `candle` entries, or the whole UNet with
 ADIFF_KERNELS=stock when --stock-unet is given). FLOPs: 2 per multiply-accumulate, counted from
 the config (adiff_core::flops, checked against SPEC 2.6) and stored by criterion as "elements".
@@ -20,7 +22,6 @@ import glob
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -64,6 +65,7 @@ UNETS = [
 
 
 def timeit(fn, repeat, warmup=1):
+    """Fastest of `repeat` runs: on a shared machine the minimum is the least disturbed estimate."""
     for _ in range(warmup):
         fn()
     times = []
@@ -71,7 +73,7 @@ def timeit(fn, repeat, warmup=1):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def pytorch_times(repeat, threads, only):
@@ -162,19 +164,24 @@ def pytorch_times(repeat, threads, only):
 
 def run_rust(threads, only, stock_unet):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), CANDLE_NUM_THREADS=str(threads))
-    for bench in ["kernels", "unet"]:
+    benches = ["kernels", "unet"]
+    for bench in benches:
+        cmd = ["cargo", "bench", "-p", "adiff-core", "--bench", bench, "--no-run"]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    if stock_unet:
+        # First, so that the kernel run below is the one left in criterion's "new" estimates
+        # (`--save-baseline` writes both "new" and the named baseline).
+        senv = dict(env, ADIFF_KERNELS="stock")
+        cmd = ["cargo", "bench", "-p", "adiff-core", "--bench", "unet", "--", "unet_forward",
+               "--save-baseline", "stock"]
+        print("+ ADIFF_KERNELS=stock", " ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, cwd=ROOT, env=senv, check=True, stdout=subprocess.DEVNULL)
+    for bench in benches:
         cmd = ["cargo", "bench", "-p", "adiff-core", "--bench", bench]
         if only:
             cmd += ["--", "|".join(o.replace("^", "\\^") for o in only)]
         print("+", " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    if stock_unet:
-        env["ADIFF_KERNELS"] = "stock"
-        exe = sorted(glob.glob(os.path.join(ROOT, "target/release/deps/unet-*")), key=os.path.getmtime)
-        exe = [e for e in exe if os.access(e, os.X_OK) and not e.endswith(".d")][-1]
-        print("+ ADIFF_KERNELS=stock", exe, "unet_forward", file=sys.stderr)
-        subprocess.run([exe, "--bench", "unet_forward", "--save-baseline", "stock"], cwd=ROOT, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
 
 
 def rust_results(baseline="new"):
@@ -184,8 +191,10 @@ def rust_results(baseline="new"):
         d = os.path.dirname(est)
         with open(os.path.join(d, "benchmark.json")) as f:
             meta = json.load(f)
-        with open(est) as f:
-            median = json.load(f)["median"]["point_estimate"] * 1e-9
+        # Fastest sample (time per iteration), like the PyTorch side's minimum.
+        with open(os.path.join(d, "sample.json")) as f:
+            sample = json.load(f)
+        median = min(t / n for t, n in zip(sample["times"], sample["iters"])) * 1e-9
         thr = meta.get("throughput") or {}
         flops = thr.get("Elements")
         res[f"{meta['group_id']}/{meta['function_id']}/{meta['value_str']}"] = (median, flops)
@@ -218,6 +227,9 @@ def main():
            f"| {'GFLOP/s':>7} | {'% peak':>6} | {'bf16 ms':>9} |")
     print(hdr)
     print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+    # The resampler benches are named sinc_resample/{upsample,downsample}/<id>: file them as ours.
+    for k in [k for k in ours if k.startswith("sinc_resample/")]:
+        ours[k.replace("sinc_resample/", "sinc_resample/adiff/", 1)] = ours[k]
     keys = sorted({k.replace("/adiff/", "/") for k in ours if "/adiff/" in k} | set(pt))
     if args.only:
         keys = [k for k in keys if any(o in k for o in args.only)]
