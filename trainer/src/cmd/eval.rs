@@ -55,6 +55,10 @@ pub struct EvalArgs {
     /// (generated clips) to the held-out music, beside pink noise's and the training split's.
     #[arg(long)]
     pub frechet: Option<PathBuf>,
+    /// Also write a spectrogram PNG (truth, sinc, noise fill, model) of the first clip of the
+    /// first category at the last factor.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
     /// Split to evaluate on (`test`; `train` only for choosing settings that are not fitted).
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -355,6 +359,31 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             continue;
         }
         let rates: std::collections::BTreeSet<u32> = clips.iter().map(|e| e.native_sr).collect();
+        if let (Some(png), true) = (&args.png, block.is_empty()) {
+            let k = *args.factors.last().unwrap_or(&4);
+            let truth = load(clips[0])?;
+            let x = &truth.channels()[0];
+            let lo = AudioClip::mono(truth.sample_rate() / k as u32, sinc_down(x, k)?)?;
+            let mut noise = SeededNoise::new(args.seed);
+            let sinc = Baseline::Sinc.upsample(&lo, k, &mut noise)?;
+            let fill = Baseline::NoiseFill.upsample(&lo, k, &mut noise)?;
+            let ours = model.upsample_clip(&lo, k, &mut noise)?;
+            // The first 3 s, so the image stays small.
+            let n = x.len().min(3 * truth.sample_rate() as usize);
+            let panels = [
+                &x[..n],
+                &sinc.channels()[0][..n],
+                &fill.channels()[0][..n],
+                &ours.channels()[0][..n],
+            ];
+            adiff_core::audio::spectrogram::write_spectrogram_png(png, &panels)
+                .with_context(|| format!("writing {}", png.display()))?;
+            println!(
+                "wrote {} ({}, x{k}: truth, sinc, noise fill, model)",
+                png.display(),
+                clips[0].path.display()
+            );
+        }
         let sums = category(&model, &clips, &args.factors, args.seed)?;
         let mut part = String::new();
         for (fi, k) in args.factors.iter().enumerate() {
