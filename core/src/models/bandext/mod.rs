@@ -91,6 +91,9 @@ fn log_power(x: &[f32]) -> Result<Vec<Vec<f64>>> {
         .collect())
 }
 
+/// Bin ranges `[start, end)`.
+type Bands = Vec<(usize, usize)>;
+
 /// One factor's regression.
 #[derive(Debug, Clone)]
 struct Regression {
@@ -101,10 +104,8 @@ struct Regression {
 }
 
 impl Regression {
-    fn dims(
-        cfg: &BandExtConfig,
-        factor: usize,
-    ) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, usize) {
+    /// Known-band feature bands, predicted high bands, and the input count.
+    fn dims(cfg: &BandExtConfig, factor: usize) -> (Bands, Bands, usize) {
         let lo = lo_bands(factor, cfg.lo_bands);
         let hi = hf_bands(cut_bin(factor), cfg.band_width);
         let per = lo.len() + 1;
