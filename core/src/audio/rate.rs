@@ -8,7 +8,26 @@ use super::AudioClip;
 use crate::{Error, Result};
 use rubato::{FftFixedIn, Resampler};
 
-const CHUNK: usize = 4096;
+/// Input frames per FFT block we aim for (the actual block is a multiple of the rates' ratio).
+const TARGET_BLOCK: usize = 2048;
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Input frames per `process` call. rubato reports a delay of `fft_size_out / 2` output frames,
+/// which is exact only when `fft_size_out` is even; with one sub-chunk, `fft_size_out` is
+/// `chunk / (from / g) * (to / g)`, so the number of `from / g` blocks per chunk is kept even
+/// (an odd one left 48 kHz -> 44.1 kHz half a sample late).
+fn chunk_frames(from: usize, to: usize) -> usize {
+    let min_in = from / gcd(from, to);
+    let blocks = TARGET_BLOCK.div_ceil(min_in).max(2);
+    (blocks + blocks % 2) * min_in
+}
 
 fn rubato_err(e: impl std::fmt::Display) -> Error {
     Error::input("resample", e.to_string())
@@ -28,25 +47,26 @@ pub fn resample_clip(clip: &AudioClip, to_rate: u32) -> Result<AudioClip> {
     }
     let ratio = to_rate as f64 / from as f64;
     let n = clip.num_channels();
+    let chunk = chunk_frames(from as usize, to_rate as usize);
     let mut r =
-        FftFixedIn::<f32>::new(from as usize, to_rate as usize, CHUNK, 2, n).map_err(rubato_err)?;
+        FftFixedIn::<f32>::new(from as usize, to_rate as usize, chunk, 1, n).map_err(rubato_err)?;
     let delay = r.output_delay();
     let want = (clip.len() as f64 * ratio).round() as usize;
-    let mut out: Vec<Vec<f32>> = vec![Vec::with_capacity(want + delay + CHUNK); n];
+    let mut out: Vec<Vec<f32>> = vec![Vec::with_capacity(want + delay + chunk); n];
     let append = |out: &mut Vec<Vec<f32>>, block: Vec<Vec<f32>>| {
         for (o, b) in out.iter_mut().zip(block) {
             o.extend_from_slice(&b);
         }
     };
     let mut pos = 0;
-    while pos + CHUNK <= clip.len() {
+    while pos + chunk <= clip.len() {
         let block: Vec<&[f32]> = clip
             .channels()
             .iter()
-            .map(|c| &c[pos..pos + CHUNK])
+            .map(|c| &c[pos..pos + chunk])
             .collect();
         append(&mut out, r.process(&block, None).map_err(rubato_err)?);
-        pos += CHUNK;
+        pos += chunk;
     }
     if pos < clip.len() {
         let block: Vec<&[f32]> = clip.channels().iter().map(|c| &c[pos..]).collect();
@@ -82,46 +102,66 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_sine_keeps_frequency_amplitude_and_phase_from_44k1_to_48k() {
+    /// A 1 kHz and a 3 kHz sine at `from` Hz come out at `to` Hz as the ideal sines at `to` Hz:
+    /// same amplitude, zero phase, and sample by sample away from the edges.
+    fn assert_sines_survive(from: u32, to: u32) {
         let clip = AudioClip::new(
-            44_100,
-            vec![
-                sine(44_100, 1000.0, 0.5, 1.0),
-                sine(44_100, 3000.0, 0.25, 1.0),
-            ],
+            from,
+            vec![sine(from, 1000.0, 0.5, 1.0), sine(from, 3000.0, 0.25, 1.0)],
         )
         .unwrap();
-        let out = resample_clip(&clip, 48_000).unwrap();
-        assert_eq!(out.sample_rate(), 48_000);
-        assert_eq!(out.len(), 48_000);
+        let out = resample_clip(&clip, to).unwrap();
+        assert_eq!(out.sample_rate(), to);
+        assert_eq!(out.len(), to as usize);
+        let (lo, hi) = (1000, to as usize - 1000);
         for (c, (f, a)) in [(1000.0, 0.5), (3000.0, 0.25)].into_iter().enumerate() {
             let y = &out.channels()[c];
             // Amplitude and phase of the component at exactly `f` Hz at the new rate.
             let (mut ss, mut sc) = (0f64, 0f64);
-            for (i, v) in y.iter().enumerate().take(47_000).skip(1000) {
-                let ph = 2.0 * std::f64::consts::PI * f * i as f64 / 48_000.0;
+            for (i, v) in y.iter().enumerate().take(hi).skip(lo) {
+                let ph = 2.0 * std::f64::consts::PI * f * i as f64 / to as f64;
                 ss += *v as f64 * ph.sin();
                 sc += *v as f64 * ph.cos();
             }
-            let (a_sin, a_cos) = (ss / 23_000.0, sc / 23_000.0);
+            let half = (hi - lo) as f64 / 2.0;
+            let (a_sin, a_cos) = (ss / half, sc / half);
+            let amp = (a_sin * a_sin + a_cos * a_cos).sqrt();
             assert!(
-                ((a_sin * a_sin + a_cos * a_cos).sqrt() - a).abs() < 1e-3 * a,
-                "channel {c}: amplitude"
+                (amp - a).abs() < 1e-3 * a,
+                "{from}->{to} channel {c}: amplitude {amp}"
             );
+            let phase = a_cos.atan2(a_sin);
             assert!(
-                a_cos.atan2(a_sin).abs() < 1e-3,
-                "channel {c}: phase {}",
-                a_cos.atan2(a_sin)
+                phase.abs() < 1e-3,
+                "{from}->{to} channel {c}: phase {phase}"
             );
             // Away from the edges (where the filter sees the zero padding) the output is the ideal
             // sine at the new rate.
-            let expect = sine(48_000, f, a, 1.0);
-            let worst = (1000..47_000)
+            let expect = sine(to, f, a, 1.0);
+            let worst = (lo..hi)
                 .map(|i| (y[i] - expect[i]).abs())
                 .fold(0f32, f32::max);
-            assert!(worst < 1e-4, "channel {c}: max deviation {worst}");
+            assert!(
+                worst < 1e-4,
+                "{from}->{to} channel {c}: max deviation {worst}"
+            );
         }
+    }
+
+    #[test]
+    fn a_sine_keeps_frequency_amplitude_and_phase_from_44k1_to_48k() {
+        assert_sines_survive(44_100, 48_000);
+    }
+
+    #[test]
+    fn a_sine_keeps_frequency_amplitude_and_phase_from_48k_to_44k1() {
+        assert_sines_survive(48_000, 44_100);
+    }
+
+    #[test]
+    fn a_sine_keeps_frequency_amplitude_and_phase_between_other_rates() {
+        assert_sines_survive(22_050, 48_000);
+        assert_sines_survive(48_000, 32_000);
     }
 
     #[test]
