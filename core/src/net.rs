@@ -25,12 +25,21 @@ pub struct NetInputs {
 impl NetInputs {
     /// No conditioning, guidance scale 1.
     pub fn none() -> Self {
-        Self { embedding_scale: 1.0, ..Default::default() }
+        Self {
+            embedding_scale: 1.0,
+            ..Default::default()
+        }
     }
 }
 
 /// A denoising network: `(x (batch, channels, length), time (batch,)) -> (batch, out_channels, length)`.
 pub trait Net {
     /// One forward pass. `noise` serves the draws the network itself makes (the embedding mask).
-    fn forward(&self, x: &Tensor, time: &Tensor, inputs: &NetInputs, noise: &mut dyn NoiseSource) -> Result<Tensor>;
+    fn forward(
+        &self,
+        x: &Tensor,
+        time: &Tensor,
+        inputs: &NetInputs,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Tensor>;
 }

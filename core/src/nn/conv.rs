@@ -124,7 +124,9 @@ fn cpu_f32(ts: &[&Tensor]) -> bool {
     // bf16 too: the kernels pair channels for the CPU's bf16 dot product where it has one.
     let dt = ts.first().map(|t| t.dtype());
     matches!(dt, Some(candle_core::DType::F32 | candle_core::DType::BF16))
-        && ts.iter().all(|t| t.device().is_cpu() && Some(t.dtype()) == dt)
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && Some(t.dtype()) == dt)
 }
 
 /// Conv1d as unfold + matmul, built only from ops whose backward is right: candle 0.11's conv1d
