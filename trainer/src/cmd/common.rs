@@ -180,10 +180,11 @@ pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The model folder to use: `--model`, else the embedded default when the build has one.
+/// The model folder of a command other than `upsample`: `--model` (only the upsampler ships; it is
+/// `adiff upsample`'s default).
 pub fn model_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
     match given {
         Some(p) => Ok(p.clone()),
-        None => bail!("no shipped model yet: give a model folder with --model DIR (config.json + model.safetensors)"),
+        None => bail!("no shipped model for this command (only `adiff upsample` has a default): give a model folder with --model DIR (config.json + model.safetensors)"),
     }
 }

@@ -13,5 +13,6 @@ pub mod info;
 pub mod inpaint;
 pub mod model;
 pub mod run;
+pub mod shipped;
 pub mod speed;
 pub mod upsample;

@@ -1,14 +1,18 @@
-//! `adiff upsample`: a clip at rate r to rate r·K through an upsampler model folder, in overlapping
-//! windows of the model's training length, crossfaded.
+//! `adiff upsample`: a clip at rate r to rate r·K. Without `--model`, and for a folder of kind
+//! "BandExtension", through the band-extension model (the shipped one is embedded, see
+//! [`super::shipped`]) on the whole clip; through a diffusion upsampler folder otherwise, in
+//! overlapping windows of the model's training length, crossfaded.
 
 use super::audio::{at_rate, from_model, read_input, to_model, write_output};
-use super::common::{check_output, model_dir, SamplingArgs};
-use super::{model, run};
+use super::common::{check_output, SamplingArgs};
+use super::{model, run, shipped};
 use adiff_core::audio::{spectrogram::write_spectrogram_png, AudioClip};
+use adiff_core::models::bandext::BandExtension;
 use adiff_core::models::AnyModel;
+use adiff_core::noise::SeededNoise;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `adiff upsample`.
 #[derive(Debug, Args)]
@@ -21,7 +25,8 @@ pub struct UpsampleArgs {
     /// Upsampling factor K (default: the model's first); the output rate is the input's times K.
     #[arg(long)]
     pub factor: Option<usize>,
-    /// Model folder (config.json + model.safetensors).
+    /// Model folder (config.json + model.safetensors); default: the shipped band-extension
+    /// upsampler embedded in the binary (models/upsampler).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Write the output at this rate instead (Hz).
@@ -75,7 +80,15 @@ pub fn plan(rate: u32, factor: Option<usize>, factors: &[usize], model_rate: u32
 pub fn run(args: &UpsampleArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
     let input = read_input(&args.input)?;
-    let dir = model_dir(args.model.as_ref())?;
+    let dir = match &args.model {
+        None => return run_band_extension(args, &input, &shipped::upsampler()?, shipped::NAME),
+        Some(d) if shipped::is_band_extension(d) => {
+            let m = BandExtension::load(d)
+                .with_context(|| format!("loading model folder {}", d.display()))?;
+            return run_band_extension(args, &input, &m, &d.display().to_string());
+        }
+        Some(d) => d.clone(),
+    };
     let device = args.sampling.device()?;
     let (cfg, any) = model::load(&dir, &device)?;
     let AnyModel::Upsampler(m) = any else {
@@ -107,7 +120,46 @@ pub fn run(args: &UpsampleArgs) -> Result<()> {
     let out = from_model(&y, layout, plan.model_rate)?;
     let mut out = at_rate(&out, plan.target_rate)?;
     out = exact_length(&out, input.len() * plan.factor)?;
-    let written = write_output(&args.output, &out, args.out_rate)?;
+    finish(args, &input, &out)
+}
+
+/// Upsamples `input` with band-extension model `m` (named `name` in messages): the whole clip at
+/// its own rate, one seeded draw; `--steps`, `--sampler` and `--schedule` do not apply.
+fn run_band_extension(
+    args: &UpsampleArgs,
+    input: &AudioClip,
+    m: &BandExtension,
+    name: &str,
+) -> Result<()> {
+    let s = &args.sampling;
+    if s.guidance.is_some() {
+        bail!(
+            "--guidance applies to conditional models only; this command's model takes no guidance"
+        );
+    }
+    // Validates --device (the band-extension model itself runs on the CPU).
+    s.device()?;
+    let k = args.factor.unwrap_or(m.factors()[0]);
+    if !m.factors().contains(&k) {
+        bail!("this model upsamples by {:?}, not by {k}", m.factors());
+    }
+    if s.steps.is_some() || s.sampler.is_some() || s.schedule.is_some() {
+        println!("note: {name} is a band-extension model, not a diffusion model: --steps, --sampler and --schedule do not apply");
+    }
+    println!(
+        "upsampling by {k} with {name}: learned high-band envelope + phase-retrieved fill (seed {})",
+        s.seed
+    );
+    let out = m
+        .upsample_clip(input, k, &mut SeededNoise::new(s.seed))
+        .context("upsampling")?;
+    let out = exact_length(&out, input.len() * k)?;
+    finish(args, input, &out)
+}
+
+/// Writes the output (and the spectrogram when asked).
+fn finish(args: &UpsampleArgs, input: &AudioClip, out: &AudioClip) -> Result<()> {
+    let written = write_output(&args.output, out, args.out_rate)?;
     println!(
         "wrote {} ({} Hz, {} channels, {:.2} s)",
         args.output.display(),
@@ -116,11 +168,17 @@ pub fn run(args: &UpsampleArgs) -> Result<()> {
         written.duration_secs()
     );
     if let Some(png) = &args.spectrogram {
-        let before = at_rate(&input, written.sample_rate())?.with_channels(1)?;
-        let after = written.with_channels(1)?;
-        write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])?;
+        write_before_after(png, input, &written)?;
         println!("wrote {} (top: input, bottom: output)", png.display());
     }
+    Ok(())
+}
+
+/// A before/after spectrogram PNG: `input` brought to `output`'s rate (top), `output` (bottom).
+pub fn write_before_after(png: &Path, input: &AudioClip, output: &AudioClip) -> Result<()> {
+    let before = at_rate(input, output.sample_rate())?.with_channels(1)?;
+    let after = output.with_channels(1)?;
+    write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])?;
     Ok(())
 }
 
