@@ -5,7 +5,11 @@
 
 mod plugin_common;
 
-use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind, SketchRenderer};
+use adiff_core::audio::AudioClip;
+use adiff_core::models::bandext::{sinc_down, BandExtension};
+use adiff_core::SeededNoise;
+use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind};
+use adiff_plugin::models::{DEFAULT_UPSAMPLER_CONFIG, DEFAULT_UPSAMPLER_WEIGHTS};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
@@ -91,6 +95,26 @@ fn play(
     blocks.run(processor, &vec![0.0; n], BLOCK)
 }
 
+/// What the default model's Upsample must play: `BandExtension::upsample_clip` of the clip brought
+/// down by `factor` (the reference's sinc `downsample`), seeded with `seed`; left channel.
+fn default_upsample(signal: &[f32], factor: usize, seed: u64) -> Vec<f32> {
+    let model = BandExtension::from_bytes(
+        DEFAULT_UPSAMPLER_CONFIG,
+        DEFAULT_UPSAMPLER_WEIGHTS,
+        "models/upsampler",
+    )
+    .expect("the embedded model loads");
+    let low = sinc_down(signal, factor).expect("down");
+    let low = AudioClip::new(RATE as u32 / factor as u32, vec![low.clone(), low]).expect("clip");
+    let up = model
+        .upsample_clip(&low, factor, &mut SeededNoise::new(seed))
+        .expect("upsamples");
+    let mut left = up.channels()[0].clone();
+    let n = left.len();
+    left.extend_from_slice(&signal[n..]);
+    left
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -161,11 +185,20 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
         sampler: SamplerKind::Adpm2,
         seed: 7,
         guidance: 1.0,
+        factor: 4,
     };
-    let expected = SketchRenderer::new(RATE)
+    // With no model folder set, Upsample is the embedded `models/upsampler` at the default x4.
+    assert_eq!(get(&mut instance, Param::Factor), 1.0);
+    let expected = adiff_plugin::models::default_renderer()
+        .expect("default model")
         .upsample(&clip, &s, &mut |_| true)
         .expect("render");
     let err = max_diff(&played, expected.channel(0));
+    assert!(
+        err < 1e-6,
+        "played-back audio differs from the default model's upsample by {err}"
+    );
+    let err = max_diff(&played, &default_upsample(&signal, 4, 7));
     assert!(
         err < 1e-6,
         "played-back audio differs from the model's upsample by {err}"
@@ -222,11 +255,8 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
     blocks.set_param(Param::Render.id(), 1.0);
     blocks.set_param(Param::Trigger.id(), 1.0);
     let bounced = blocks.run(&mut processor, &vec![0.0; 4096], 4096);
-    let s8 = RenderSettings { seed: 8, ..s };
-    let expected8 = SketchRenderer::new(RATE)
-        .upsample(&clip, &s8, &mut |_| true)
-        .expect("render");
-    let err = max_diff(&bounced, &expected8.channel(0)[..4096]);
+    let expected8 = default_upsample(&signal, 4, 8);
+    let err = max_diff(&bounced, &expected8[..4096]);
     assert!(
         err < 1e-6,
         "offline bounce did not wait for the render (error {err})"

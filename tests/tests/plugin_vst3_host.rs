@@ -10,7 +10,7 @@
 
 mod plugin_vst3_common;
 
-use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind, SketchRenderer};
+use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind};
 use plugin_vst3_common::{test_signal, Effect, Handler, Module};
 use std::path::PathBuf;
 use std::process::Command;
@@ -251,8 +251,10 @@ fn vst3_bundle_captures_upsamples_plays_back_and_restores_state() {
         sampler: SamplerKind::Adpm2,
         seed: 7,
         guidance: 1.0,
+        factor: 4,
     };
-    let expected = SketchRenderer::new(RATE)
+    let expected = adiff_plugin::models::default_renderer()
+        .expect("default model")
         .upsample(&clip, &s, &mut |_| true)
         .expect("render");
     let err = max_diff(&played, expected.channel(0));
@@ -319,7 +321,8 @@ fn vst3_bundle_captures_upsamples_plays_back_and_restores_state() {
         (Param::Trigger.id(), 0, 1.0),
     ];
     let bounced = fresh.run(&vec![0.0; 4800], 4800, &bounce);
-    let expected8 = SketchRenderer::new(RATE)
+    let expected8 = adiff_plugin::models::default_renderer()
+        .expect("default model")
         .upsample(&clip, &RenderSettings { seed: 8, ..s }, &mut |_| true)
         .expect("render");
     let err = max_diff(&bounced, &expected8.channel(0)[..4800]);

@@ -7,6 +7,7 @@
 //! - [`Processor`] on the audio thread (capture, trigger, playback, mix),
 //! - [`worker`]: the named render thread that owns the [`Renderer`].
 
+pub mod bandext_renderer;
 pub mod buffer;
 pub mod core_renderer;
 pub mod error;

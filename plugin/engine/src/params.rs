@@ -45,10 +45,12 @@ pub enum Param {
     CaptureSeconds,
     /// Render progress, percent (read-only).
     Progress,
+    /// Upsample factor (x2, x4, x8): how far below the host rate the captured clip's band ends.
+    Factor,
 }
 
 /// Number of parameters.
-pub const PARAM_COUNT: usize = 17;
+pub const PARAM_COUNT: usize = 18;
 
 /// How a parameter's values are shown and stepped.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,6 +112,13 @@ pub struct ParamSpec {
 pub const MODES: &[&str] = &["Generate", "Upsample", "Inpaint", "Continue"];
 /// Samplers of audio-diffusion-pytorch 0.0.61, in the order of the `sampler` parameter.
 pub const SAMPLERS: &[&str] = &["ADPM2", "AEuler", "Karras"];
+/// Upsample factors, in the order of the `factor` parameter (index `i` is factor `2^(i+1)`).
+pub const FACTORS: &[&str] = &["x2", "x4", "x8"];
+
+/// The upsample factor of the `factor` parameter's index (2, 4 or 8).
+pub fn factor_from_index(i: usize) -> usize {
+    2 << i.min(FACTORS.len() - 1)
+}
 const ON_OFF: Kind = Kind::Bool;
 
 const fn spec(
@@ -326,6 +335,16 @@ pub static PARAMS: [ParamSpec; PARAM_COUNT] = [
             decimals: 0,
         },
         READ_ONLY,
+    ),
+    spec(
+        Param::Factor,
+        "factor",
+        "Upsample Factor",
+        0.0,
+        2.0,
+        1.0,
+        Kind::Choice(FACTORS),
+        AUTO,
     ),
 ];
 

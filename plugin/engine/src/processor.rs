@@ -240,6 +240,7 @@ impl Processor {
                 sampler: SamplerKind::from_index(p.get(Param::Sampler) as usize),
                 seed: p.get(Param::Seed) as u64,
                 guidance: p.get(Param::Guidance) as f32,
+                factor: crate::params::factor_from_index(p.get(Param::Factor) as usize),
             },
             region: (p.get(Param::RegionStart), p.get(Param::RegionEnd)),
             length: p.get(Param::Length),

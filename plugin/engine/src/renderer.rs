@@ -38,6 +38,9 @@ pub struct RenderSettings {
     pub seed: u64,
     /// Classifier-free guidance scale (ignored by unconditional models).
     pub guidance: f32,
+    /// Upsample factor (2, 4 or 8): the captured clip's band ends at the rate over `2 * factor`
+    /// (used by band-extension models; a diffusion upsampler uses its own factor).
+    pub factor: usize,
 }
 
 /// Called with the fraction done (0..=1) after each step; returns `false` to cancel.
@@ -47,6 +50,13 @@ pub type Progress<'a> = &'a mut dyn FnMut(f32) -> bool;
 pub trait Renderer: Send {
     /// The model's sample rate, Hz.
     fn sample_rate(&self) -> f64;
+
+    /// The rate [`Renderer::upsample`] takes and returns when the host runs at `host` Hz: the
+    /// model's rate, unless the model works at any rate.
+    fn upsample_rate(&self, host: f64) -> f64 {
+        let _ = host;
+        self.sample_rate()
+    }
 
     /// Unconditional generation of `frames` frames.
     fn generate(

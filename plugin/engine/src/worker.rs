@@ -301,9 +301,11 @@ impl WorkerState {
                     reason: "no captured clip".into(),
                 })
             }
-            (Mode::Upsample, Some(c)) => {
-                renderer.upsample(&resample(&c, model_rate), &r.settings, &mut progress)?
-            }
+            (Mode::Upsample, Some(c)) => renderer.upsample(
+                &resample(&c, renderer.upsample_rate(host)),
+                &r.settings,
+                &mut progress,
+            )?,
             (Mode::Inpaint, Some(c)) => {
                 let clip = resample(&c, model_rate);
                 let (start, end) = (

@@ -56,6 +56,7 @@ fn settings(e: &Engine) -> RenderSettings {
         sampler: SamplerKind::Adpm2,
         seed: e.params().get(Param::Seed) as u64,
         guidance: 1.0,
+        factor: 4,
     }
 }
 
