@@ -160,8 +160,19 @@ fn the_shipped_model_refuses_what_it_cannot_do_in_one_line() {
     let i = input.to_str().unwrap();
     let o_ = dir.path().join("o.wav");
     let o_ = o_.to_str().unwrap();
+    let folder = shipped_folder();
+    let m = folder.to_str().unwrap();
     for (args, words) in [
         (vec!["upsample", i, "-o", o_, "--factor", "3"], "not by 3"),
+        (
+            vec!["upsample", i, "-o", o_, "--factor", "3", "--model", m],
+            "not by 3",
+        ),
+        (vec!["info", m], "only `adiff upsample` runs it"),
+        (
+            vec!["generate", "-o", o_, "--model", m],
+            "only `adiff upsample` runs it",
+        ),
         (
             vec!["upsample", i, "-o", o_, "--guidance", "2"],
             "conditional models only",

@@ -23,14 +23,28 @@ pub fn check_folder(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a band-extension folder (kind "BandExtension"): it is no diffusion model folder, and
+/// only `adiff upsample` runs it.
+fn refuse_band_extension(dir: &Path) -> Result<()> {
+    if super::shipped::is_band_extension(dir) {
+        bail!(
+            "model folder {} holds a band-extension upsampler (kind \"BandExtension\", not a diffusion model): only `adiff upsample` runs it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads the model of folder `dir` onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<(FolderConfig, AnyModel)> {
     check_folder(dir)?;
+    refuse_band_extension(dir)?;
     Ok(AnyModel::load(dir, device)?)
 }
 
 /// Reads only the header of folder `dir`.
 pub fn header(dir: &Path) -> Result<FolderConfig> {
     check_folder(dir)?;
+    refuse_band_extension(dir)?;
     Ok(FolderConfig::read(&dir.join(CONFIG_FILE))?)
 }
