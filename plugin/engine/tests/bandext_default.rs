@@ -192,3 +192,25 @@ fn generate_inpaint_and_continue_with_the_default_use_the_sketch_model() {
     let bad = RenderSettings { factor: 3, ..s };
     assert!(alone.upsample(&clip, &bad, &mut |_| true).is_err());
 }
+
+#[test]
+fn clips_shorter_than_the_factor_or_the_stft_never_panic() {
+    let mut d =
+        BandExtRenderer::from_bytes(CONFIG, WEIGHTS, "models/upsampler", None).expect("loads");
+    for n in [0, 1, 3, 7, 100, 1_025] {
+        let x = signal(n, 48_000.0, 1.0);
+        let clip = AudioBuf::from_channels(x.clone(), x, 48_000.0);
+        for factor in [2, 4, 8] {
+            let s = RenderSettings {
+                steps: 1,
+                sampler: SamplerKind::Adpm2,
+                seed: 1,
+                guidance: 1.0,
+                factor,
+            };
+            if let Ok(out) = d.upsample(&clip, &s, &mut |_| true) {
+                assert_eq!(out.len(), n, "x{factor}, {n} frames");
+            }
+        }
+    }
+}
