@@ -140,6 +140,27 @@ impl CoreRenderer {
         y.map_err(|e| core(&self.path, e))
     }
 
+    /// Runs one sampling `job`, reporting its steps as progress; a `false` from `progress` cancels.
+    fn stepped<F>(&self, progress: Progress<'_>, job: F) -> Result<Tensor>
+    where
+        F: FnOnce(&mut dyn FnMut(&StepInfo) -> ControlFlow<()>) -> adiff_core::Result<Tensor>,
+    {
+        let mut cancelled = false;
+        let mut on_step = |st: &StepInfo| {
+            if progress(st.step as f32 / st.total.max(1) as f32) {
+                ControlFlow::Continue(())
+            } else {
+                cancelled = true;
+                ControlFlow::Break(())
+            }
+        };
+        let y = job(&mut on_step);
+        if cancelled {
+            return Err(EngineError::Cancelled);
+        }
+        y.map_err(|e| core(&self.path, e))
+    }
+
     fn unsupported(&self, mode: &'static str) -> EngineError {
         EngineError::Render {
             mode,
@@ -175,20 +196,10 @@ impl Renderer for CoreRenderer {
             &self.device,
         )
         .map_err(|e| core(&self.path, e))?;
-        let mut cancelled = false;
-        let mut on_step = |st: &StepInfo| {
-            if progress(st.step as f32 / st.total.max(1) as f32) {
-                ControlFlow::Continue(())
-            } else {
-                cancelled = true;
-                ControlFlow::Break(())
-            }
-        };
-        let y = m.sample(&start, &sampling, &mut noise, &mut on_step);
-        if cancelled {
-            return Err(EngineError::Cancelled);
-        }
-        self.from_tensor(&y.map_err(|e| core(&self.path, e))?, self.sample_rate())
+        let y = self.stepped(progress, |on_step| {
+            m.sample(&start, &sampling, &mut noise, on_step)
+        })?;
+        self.from_tensor(&y, self.sample_rate())
     }
 
     fn upsample(
@@ -233,28 +244,50 @@ impl Renderer for CoreRenderer {
 
     fn inpaint(
         &mut self,
-        _clip: &AudioBuf,
-        _start: usize,
-        _end: usize,
-        _s: &RenderSettings,
-        _p: Progress<'_>,
+        clip: &AudioBuf,
+        start: usize,
+        end: usize,
+        s: &RenderSettings,
+        progress: Progress<'_>,
     ) -> Result<AudioBuf> {
-        Err(EngineError::Render {
-            mode: "Inpaint",
-            reason: "not available with folder models in this build".into(),
-        })
+        let AnyModel::Generator(m) = &self.model else {
+            return Err(self.unsupported("Inpaint"));
+        };
+        let (start, end) = (start.min(clip.len()), end.min(clip.len()));
+        if start >= end {
+            return Ok(clip.clone());
+        }
+        let x = self.to_tensor(clip)?;
+        let sampling = self.sampling(s)?;
+        let mut noise = SeededNoise::new(s.seed);
+        let y = self.stepped(progress, |on_step| {
+            m.inpaint_span(&x, (start, end), &sampling, 1, &mut noise, on_step)
+        })?;
+        let mut out = self.from_tensor(&y, self.sample_rate())?;
+        out.anchor = clip.anchor;
+        Ok(out)
     }
 
     fn continue_clip(
         &mut self,
-        _clip: &AudioBuf,
-        _frames: usize,
-        _s: &RenderSettings,
-        _p: Progress<'_>,
+        clip: &AudioBuf,
+        frames: usize,
+        s: &RenderSettings,
+        progress: Progress<'_>,
     ) -> Result<AudioBuf> {
-        Err(EngineError::Render {
-            mode: "Continue",
-            reason: "not available with folder models in this build".into(),
-        })
+        let AnyModel::Generator(m) = &self.model else {
+            return Err(self.unsupported("Continue"));
+        };
+        let x = self.to_tensor(clip)?;
+        let sampling = self.sampling(s)?;
+        let mut noise = SeededNoise::new(s.seed);
+        let window = self.config.window_length;
+        let new = self.stepped(progress, |on_step| {
+            m.continuation(&x, window, frames.max(1), &sampling, &mut noise, on_step)
+        })?;
+        let y = Tensor::cat(&[&x, &new], 2).map_err(|e| core(&self.path, e.into()))?;
+        let mut out = self.from_tensor(&y, self.sample_rate())?;
+        out.anchor = clip.anchor;
+        Ok(out)
     }
 }

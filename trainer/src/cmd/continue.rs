@@ -5,8 +5,6 @@ use super::audio::{at_rate, from_model, read_input, to_model, write_output};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
 use adiff_core::models::AnyModel;
-use adiff_core::pipeline::{DiffusionInpainter, SpanBySpanComposer};
-use adiff_core::sampler::ADPM2Sampler;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -53,39 +51,16 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
     };
     let clip = at_rate(&input, cfg.sample_rate)?;
     let window = cfg.window_length;
-    if window % 2 != 0 || (window / 2) % m.config().unet.total_factor() != 0 {
-        bail!("the model's window of {window} samples cannot be split into two spans");
-    }
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
-    let len = x.dim(2)?;
-    // The window to continue from: the last `window` samples, zero-padded in front when shorter.
-    let start = if len >= window {
-        x.narrow(2, len - window, window)?
-    } else {
-        x.pad_with_zeros(2, window - len, 0)?
-    };
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
-    let sampler = ADPM2Sampler {
-        rho: 1.0,
-        compat: cfg.compat,
-    };
-    let composer = SpanBySpanComposer {
-        inpainter: DiffusionInpainter {
-            diffusion: m.model.diffusion.as_diffusion(),
-            num_steps: sampling.num_steps,
-            num_resamples: 1,
-            sampler: &sampler,
-            schedule: sampling.schedule.as_ref(),
-        },
-        num_spans: args.spans,
-    };
     let mut noise = SeededNoise::new(args.sampling.seed);
     let bar = step_bar((sampling.num_steps * args.spans) as u64, "continuing");
-    let new = composer
-        .compose(
-            &start,
-            false,
-            &adiff_core::NetInputs::none(),
+    let new = m
+        .continuation(
+            &x,
+            window,
+            args.spans * (window / 2),
+            &sampling,
             &mut noise,
             &mut super::common::on_step(&bar),
         )

@@ -5,11 +5,9 @@ use super::audio::{at_rate, from_model, read_input, to_model, write_output};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
 use adiff_core::models::AnyModel;
-use adiff_core::pipeline::DiffusionInpainter;
-use adiff_core::sampler::ADPM2Sampler;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -74,42 +72,22 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     };
     let clip = at_rate(&input, cfg.sample_rate)?;
     let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
-    let unit = m.config().unet.total_factor();
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
-    let (batch, ch, len) = x.dims3()?;
-    let padded = len.div_ceil(unit) * unit;
-    let x = x.pad_with_zeros(2, 0, padded - len)?;
-    let row: Vec<u8> = (0..padded)
-        .map(|i| u8::from(!(a..b).contains(&i)))
-        .collect();
-    let mask = Tensor::from_vec(row, (1, 1, padded), &device)?
-        .broadcast_as((batch, ch, padded))?
-        .contiguous()?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
-    let sampler = ADPM2Sampler {
-        rho: 1.0,
-        compat: cfg.compat,
-    };
-    let inpainter = DiffusionInpainter {
-        diffusion: m.model.diffusion.as_diffusion(),
-        num_steps: sampling.num_steps,
-        num_resamples: args.resamples.max(1),
-        sampler: &sampler,
-        schedule: sampling.schedule.as_ref(),
-    };
     let mut noise = SeededNoise::new(args.sampling.seed);
     let bar = step_bar(sampling.num_steps as u64, "inpainting");
-    let y = inpainter
-        .inpaint(
+    let y = m
+        .inpaint_span(
             &x,
-            &mask,
-            &adiff_core::NetInputs::none(),
+            (a, b),
+            &sampling,
+            args.resamples,
             &mut noise,
             &mut super::common::on_step(&bar),
         )
         .context("inpainting")?;
     bar.finish_and_clear();
-    let y = y.narrow(2, 0, len)?.to_dtype(DType::F32)?;
+    let y = y.to_dtype(DType::F32)?;
     let out = at_rate(
         &from_model(&y, layout, cfg.sample_rate)?,
         input.sample_rate(),
