@@ -346,10 +346,16 @@ impl Processor {
 
 impl Drop for Processor {
     fn drop(&mut self) {
-        // Deactivation (main thread): a capture in progress is kept.
+        // Deactivation (main thread): a capture in progress is kept, and whatever is still
+        // queued here goes to the worker. A render request the full job queue cannot take now
+        // would be lost with this processor while the shared state still counts it as pending
+        // (an offline block of the next activation would then wait for it), so it is cancelled.
         if self.capturing {
             self.finish_capture();
-            self.flush_outbox();
+        }
+        self.flush_outbox();
+        if self.outbox_request.take().is_some() {
+            self.shared.cancel();
         }
     }
 }

@@ -259,3 +259,34 @@ fn a_state_load_does_not_fire_the_momentary_controls_it_restores() {
     );
     assert!(!p.capturing(), "a restored arm = on started a capture");
 }
+
+#[test]
+fn a_request_left_unsent_at_deactivation_never_stalls_the_next_offline_block() {
+    // Slow renders keep the worker busy, so a burst of render requests fills the job queue and
+    // the last one is still waiting in the processor when it is deactivated.
+    let e = engine(20);
+    let mut p = e.activate(RATE);
+    capture(&e, &mut p, &test_signal(4800));
+    for _ in 0..64 {
+        e.params().set(Param::Render, 1.0);
+        run(&mut p, &[0.0; 16], 16);
+        e.params().set(Param::Render, 0.0);
+        run(&mut p, &[0.0; 16], 16);
+    }
+    drop(p);
+    e.set_offline(true);
+    let mut q = e.activate(RATE);
+    let t = Instant::now();
+    run(&mut q, &[0.0; 64], 64);
+    // An offline block waits only for a render that will be delivered (bounded by its steps),
+    // never for a request that was lost with the old processor (that wait is 600 s).
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "offline block stalled for {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !e.shared().render_pending(),
+        "a render is still counted as pending"
+    );
+}
