@@ -3,3 +3,4 @@
 
 pub mod fixtures;
 pub mod runners;
+pub mod tiny;

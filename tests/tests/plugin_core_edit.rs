@@ -3,14 +3,12 @@
 //! regenerated, the same seed gives the same audio, and a continuation appends exactly the asked
 //! number of frames after an untouched copy of the clip.
 
-use adiff_core::models::folder::{FolderConfig, ModelFolder, ModelKind};
+use adiff_core::models::folder::ModelKind;
 use adiff_core::models::{AudioDiffusionModel, AudioDiffusionModelConfig};
 use adiff_core::Compat;
 use adiff_engine::core_renderer::CoreRenderer;
 use adiff_engine::{AudioBuf, RenderSettings, Renderer, SamplerKind};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use std::collections::HashMap;
+use adiff_tests::tiny::save_random_folder;
 use std::path::{Path, PathBuf};
 
 const RATE: u32 = 16_000;
@@ -24,24 +22,13 @@ fn tiny_generator(dir: &Path) {
         "attention_heads": 2, "attention_features": 8, "attention_multiplier": 2, "resnet_groups": 4
     });
     let cfg = AudioDiffusionModelConfig::from_kwargs(&kwargs).expect("config");
-    let varmap = VarMap::new();
-    AudioDiffusionModel::new(
-        &cfg,
-        Compat::Fixed,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .expect("model");
-    let tensors: HashMap<String, Tensor> = {
-        let data = varmap.data().lock().expect("weights");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect()
-    };
-    let config = FolderConfig::new(ModelKind::AudioDiffusionModel, kwargs, RATE, 1, WINDOW);
-    ModelFolder::new(config, tensors)
-        .expect("folder")
-        .save(dir)
-        .expect("saves");
+    save_random_folder(
+        dir,
+        ModelKind::AudioDiffusionModel,
+        kwargs,
+        (RATE, 1, WINDOW),
+        |vb| AudioDiffusionModel::new(&cfg, Compat::Fixed, vb).map(drop),
+    );
 }
 
 fn renderer() -> CoreRenderer {

@@ -2,13 +2,11 @@
 //! back, and compare with what `adiff upsample` writes for the same model, seed and settings.
 
 use adiff_core::audio::{resample_clip, write_wav, AudioClip, WavEncoding};
-use adiff_core::models::folder::{FolderConfig, ModelFolder, ModelKind};
+use adiff_core::models::folder::ModelKind;
 use adiff_core::models::{AudioDiffusionUpsampler, AudioDiffusionUpsamplerConfig};
 use adiff_core::Compat;
 use adiff_engine::{Engine, Param, Processor, Transport};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use std::collections::HashMap;
+use adiff_tests::tiny::save_random_folder;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,24 +24,13 @@ fn tiny_upsampler(dir: &Path) {
         "factor": [2]
     });
     let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(&kwargs).expect("config");
-    let varmap = VarMap::new();
-    AudioDiffusionUpsampler::new(
-        &cfg,
-        Compat::Fixed,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .expect("model");
-    let tensors: HashMap<String, Tensor> = {
-        let data = varmap.data().lock().expect("weights");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect()
-    };
-    let config = FolderConfig::new(ModelKind::AudioDiffusionUpsampler, kwargs, RATE, 1, 2048);
-    ModelFolder::new(config, tensors)
-        .expect("folder")
-        .save(dir)
-        .expect("saves");
+    save_random_folder(
+        dir,
+        ModelKind::AudioDiffusionUpsampler,
+        kwargs,
+        (RATE, 1, 2048),
+        |vb| AudioDiffusionUpsampler::new(&cfg, Compat::Fixed, vb).map(drop),
+    );
 }
 
 fn run(p: &mut Processor, input: &[f32]) -> Vec<f32> {
