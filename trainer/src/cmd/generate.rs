@@ -3,7 +3,6 @@
 use super::audio::{from_model, write_output, Layout};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
-use adiff_core::models::AnyModel;
 use adiff_core::{NoiseSource, SeededNoise};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -33,14 +32,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     check_output(None, &args.output)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
-    let (cfg, any) = model::load(&dir, &device)?;
-    let AnyModel::Generator(m) = any else {
-        bail!(
-            "model folder {} holds a {:?}, not a generator (AudioDiffusionModel)",
-            dir.display(),
-            cfg.kind
-        );
-    };
+    let (cfg, m) = model::load_generator(&dir, &device, "generating")?;
     let unit = m.config().unet.total_factor();
     let want = match args.seconds {
         Some(s) if s.is_finite() && s > 0.0 => (s * cfg.sample_rate as f64).round() as usize,

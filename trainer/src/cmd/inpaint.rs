@@ -4,7 +4,6 @@
 use super::audio::{at_rate, from_model, read_input, to_model, write_output};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
-use adiff_core::models::AnyModel;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
@@ -62,14 +61,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let input = read_input(&args.input)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
-    let (cfg, any) = model::load(&dir, &device)?;
-    let AnyModel::Generator(m) = any else {
-        bail!(
-            "model folder {} holds a {:?}; inpainting needs a generator",
-            dir.display(),
-            cfg.kind
-        );
-    };
+    let (cfg, m) = model::load_generator(&dir, &device, "inpainting")?;
     let clip = at_rate(&input, cfg.sample_rate)?;
     let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;

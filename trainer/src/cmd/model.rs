@@ -42,6 +42,24 @@ pub fn load(dir: &Path, device: &Device) -> Result<(FolderConfig, AnyModel)> {
     Ok(AnyModel::load(dir, device)?)
 }
 
+/// Loads a generator (`AudioDiffusionModel`) folder; any other kind is refused, naming the folder
+/// and what `task` needed it for.
+pub fn load_generator(
+    dir: &Path,
+    device: &Device,
+    task: &str,
+) -> Result<(FolderConfig, adiff_core::models::AudioDiffusionModel)> {
+    let (cfg, any) = load(dir, device)?;
+    match any {
+        AnyModel::Generator(m) => Ok((cfg, m)),
+        _ => bail!(
+            "model folder {} holds a {:?}, not a generator (AudioDiffusionModel), which {task} needs",
+            dir.display(),
+            cfg.kind
+        ),
+    }
+}
+
 /// Reads only the header of folder `dir`.
 pub fn header(dir: &Path) -> Result<FolderConfig> {
     check_folder(dir)?;
