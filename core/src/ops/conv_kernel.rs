@@ -225,8 +225,10 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     candle_core::utils::barrier_pool().execute_chunked(n_tasks, |range| {
         let yp = yp;
         for task in range {
-            let tr = task % n_tr;
-            let cb = (task / n_tr) % n_cb;
+            // Row blocks vary fastest: consecutive tasks (one thread's chunk) share a time range,
+            // so its inputs stay in L2 while every row block reads them.
+            let cb = task % n_cb;
+            let tr = (task / n_cb) % n_tr;
             let b = task / (n_tr * n_cb);
             let (t0, t1) = (tr * t_range, ((tr + 1) * t_range).min(t_pad));
             for c0 in (0..ntaps).step_by(tap_chunk) {

@@ -108,7 +108,7 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
         for (i, var) in self.vars.iter().enumerate() {
-            let g = &grads[i];
+            let g = &grads[i].detach();
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&m / bc1)?;
@@ -117,8 +117,8 @@ impl AdamW {
             // torch.optim.AdamW: w <- w * (1 - lr * wd), then w <- w - lr * m_hat / (sqrt(v_hat) + eps).
             let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
             var.set(&(decayed - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
@@ -234,6 +234,25 @@ mod tests {
         let expect = [1.0 * 0.95 - 0.1, -2.0 * 0.95 + 0.1, 0.5 * 0.95];
         for (a, b) in got.iter().zip(expect) {
             assert!((*a as f64 - b).abs() < 1e-6, "{got:?} vs {expect:?}");
+        }
+    }
+
+    #[test]
+    fn moments_do_not_keep_the_graph_a_gradient_was_built_from() {
+        // A gradient computed from tracked tensors (as candle's backward gives for a weight whose
+        // gradient involves activations) carries its graph; moments built from it must not, or
+        // every step's graph stays alive through m and v (the leak of issue 11's first run).
+        let d = Device::Cpu;
+        let w = Var::from_vec(vec![1.0f32, 2.0], 2, &d).unwrap();
+        let act = Var::from_vec(vec![3.0f32, -1.0], 2, &d).unwrap();
+        let g = (act.as_tensor() * 2.0).unwrap();
+        assert!(g.sum_all().unwrap().backward().unwrap().get(&act).is_some());
+        let mut opt = AdamW::new(vec![w.clone()], AdamWConfig::default()).unwrap();
+        opt.step(&[g], 0.1).unwrap();
+        let (m, v) = opt.moments();
+        for t in [&m[0], &v[0]] {
+            let store = t.sum_all().unwrap().backward().unwrap();
+            assert!(store.get(&act).is_none(), "a moment still reaches the activation");
         }
     }
 
