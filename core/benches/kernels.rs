@@ -2,6 +2,10 @@
 //! shapes. Throughput is reported in FLOPs (2 per multiply-accumulate), so criterion's "elem/s"
 //! reads as FLOP/s. Run: `cargo bench -p adiff-core --bench kernels [-- <filter>]`.
 
+/// The `adiff` binary's allocator (glibc's maps and zero-faults every large tensor afresh).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use adiff_core::ops;
 use candle_core::{Device, Result, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -5,6 +5,10 @@
 //! multiply-accumulate), so criterion's "elem/s" reads as FLOP/s.
 //! Run: `cargo bench -p adiff-core --bench unet [-- <filter>]` (see docs/performance.md).
 
+/// The `adiff` binary's allocator (glibc's maps and zero-faults every large tensor afresh).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use adiff_core::diffusion::{Diffusion, ObjectiveDenoiser, VDiffusion, VDistribution};
 use adiff_core::flops::unet1d_forward;
 use adiff_core::sampler::{Sampler, VSampler};

@@ -72,8 +72,9 @@ impl GroupNorm {
 
 impl GroupNorm {
     /// GroupNorm -> optional `y*(scale+1)+shift` -> SiLU (the front half of `ConvBlock1d`);
-    /// `scale`/`shift` are `(batch, channels, 1)`. f32 CPU inference runs the fused
-    /// [`crate::ops::group_norm_scale_shift_silu`] (two passes instead of about ten).
+    /// `scale`/`shift` are `(batch, channels, 1)`. f32 on the CPU runs the fused, differentiable
+    /// [`crate::ops::group_norm_scale_shift_silu`] (two passes instead of about ten; its backward
+    /// is fused too).
     pub fn forward_modulated_silu(
         &self,
         x: &Tensor,
@@ -86,7 +87,7 @@ impl GroupNorm {
         let fused = x.rank() == 3
             && all
                 .iter()
-                .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
+                .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
         if fused {
             return Ok(crate::ops::group_norm_scale_shift_silu(
                 x,

@@ -3,11 +3,12 @@
 //! statistics (f64 totals of shifted f32 partial sums), one pass that writes `silu(a·x + b)` with
 //! per-(batch, channel) `a`, `b`. The stock composite is about ten full-tensor passes.
 //!
-//! The op has no backward: [`group_norm_scale_shift_silu`] uses it only when no input is tracked
-//! for gradients, and the stock composite otherwise.
+//! The op is differentiable: its backward is one more fused op (statistics recomputed, then per
+//! row `Σ dz` and `Σ dz·n`, then `dx` in one pass), and the gradients of weight, bias, scale and
+//! shift flow through the per-(batch, channel) factors, which are ordinary candle ops.
 
 use super::isa::Isa;
-use super::vec_math::{affine_act, par_chunks_mut, shifted_sums};
+use super::vec_math::{affine_act, gn_bwd_dx, gn_bwd_sums, par_chunks_mut, shifted_sums, GnRow};
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -50,7 +51,7 @@ pub fn group_norm_with(
     let (s, sh) = (scale_shift.map(|p| p.0), scale_shift.map(|p| p.1));
     let all = [Some(x), Some(weight), Some(bias), s, sh];
     let tracked = all.iter().flatten().any(|t| t.track_op());
-    if tracked || !fast_path_ok(&all) {
+    if !fast_path_ok(&all) {
         return group_norm_stock(x, weight, bias, scale_shift, args);
     }
     let (b, c, _) = x.dims3()?;
@@ -67,8 +68,22 @@ pub fn group_norm_with(
         None => (w.broadcast_as((b, c))?, bi.broadcast_as((b, c))?),
     };
     let op = GroupNormOp { args, isa };
-    x.contiguous()?
-        .apply_op3_no_bwd(&a0.contiguous()?, &b0.contiguous()?, &op)
+    let (x, a0, b0) = (x.contiguous()?, a0.contiguous()?, b0.contiguous()?);
+    if tracked {
+        x.apply_op3(&a0, &b0, op)
+    } else {
+        x.apply_op3_no_bwd(&a0, &b0, &op)
+    }
+}
+
+/// `(mean, 1/std)` of one group, as the forward pass computes them.
+fn group_stats(isa: Isa, xs: &[f32], eps: f64) -> (f64, f64) {
+    let shift = xs.first().copied().unwrap_or(0.0);
+    let (s, q) = shifted_sums(isa, xs, shift);
+    let n = xs.len().max(1) as f64;
+    let m = s / n;
+    let var = (q / n - m * m).max(0.0);
+    (shift as f64 + m, 1.0 / (var + eps).sqrt())
 }
 
 /// The stock candle composite the fused op replaces.
@@ -140,13 +155,7 @@ impl CustomOp3 for GroupNormOp {
         // Pass 1: (mean, 1/std) per (batch, group).
         let mut stats = vec![(0f64, 0f64); b * g];
         par_chunks_mut(&mut stats, 1, |i, st| {
-            let xs = &x[i * group_len..(i + 1) * group_len];
-            let shift = xs.first().copied().unwrap_or(0.0);
-            let (s, q) = shifted_sums(isa, xs, shift);
-            let n = group_len.max(1) as f64;
-            let m = s / n;
-            let var = (q / n - m * m).max(0.0);
-            st[0] = (shift as f64 + m, 1.0 / (var + self.args.eps).sqrt());
+            st[0] = group_stats(isa, &x[i * group_len..(i + 1) * group_len], self.args.eps);
         });
         // Pass 2: y = act(a·x + b) per (batch, channel) row.
         let mut y = vec![0f32; b * c * t];
@@ -158,5 +167,116 @@ impl CustomOp3 for GroupNormOp {
             affine_act(isa, &x[row * t..][..t], dst, a as f32, bb as f32, silu);
         });
         Ok((CpuStorage::F32(y), Shape::from((b, c, t))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a0: &Tensor,
+        b0: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, t) = x.dims3()?;
+        let ab = Tensor::cat(&[a0.flatten_all()?, b0.flatten_all()?], 0)?;
+        let op = GroupNormBwdOp {
+            args: self.args,
+            isa: self.isa,
+        };
+        let out = x.apply_op3_no_bwd(&ab, &dy.contiguous()?, &op)?;
+        let n = b * c * t;
+        let dx = out.narrow(0, 0, n)?.reshape((b, c, t))?;
+        let da = out.narrow(0, n, b * c)?.reshape(a0.shape())?;
+        let db = out.narrow(0, n + b * c, b * c)?.reshape(b0.shape())?;
+        Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+/// The backward of [`GroupNormOp`]: inputs `x`, the factors `[a0; b0]` flattened, and `dy`;
+/// output `[dx (b·c·t); da0 (b·c); db0 (b·c)]` flattened. With `n` the normalised input,
+/// `z = a0·n + b0`, `dz = dy·act'(z)`: `da0 = Σ_t dz·n`, `db0 = Σ_t dz` per row, and
+/// `dx = rstd·(a0·dz - mean_g(a0·dz) - n·mean_g(a0·dz·n))` per group.
+struct GroupNormBwdOp {
+    args: GroupNormArgs,
+    isa: Isa,
+}
+
+impl CustomOp3 for GroupNormBwdOp {
+    fn name(&self) -> &'static str {
+        "adiff-group-norm-scale-shift-silu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ab_s: &CpuStorage,
+        abl: &Layout,
+        dy_s: &CpuStorage,
+        dyl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, ab, dy) = (
+            f32_slice(xs, xl)?,
+            f32_slice(ab_s, abl)?,
+            f32_slice(dy_s, dyl)?,
+        );
+        let (b, c, t) = xl.shape().dims3()?;
+        let g = self.args.groups;
+        if g == 0 || c % g != 0 || ab.len() != 2 * b * c || dy.len() != x.len() {
+            bail!("adiff group norm backward: {c} channels, {g} groups, inconsistent inputs");
+        }
+        let (a0, b0) = ab.split_at(b * c);
+        let (cg, isa, silu) = (c / g, self.isa, self.args.silu);
+        let group_len = cg * t;
+        let row = |r: usize, (mean, rstd): (f64, f64)| GnRow {
+            mean: mean as f32,
+            rstd: rstd as f32,
+            a: a0[r],
+            b: b0[r],
+            silu,
+        };
+        // Pass 1, per (batch, group): [mean, rstd, Σ dz per row, Σ dz·n per row].
+        let rec = 2 + 2 * cg;
+        let mut recs = vec![0f64; b * g * rec];
+        par_chunks_mut(&mut recs, rec, |i, r| {
+            let st = group_stats(isa, &x[i * group_len..(i + 1) * group_len], self.args.eps);
+            (r[0], r[1]) = st;
+            for j in 0..cg {
+                let rr = i * cg + j;
+                let span = rr * t..(rr + 1) * t;
+                let (s1, s2) = gn_bwd_sums(isa, &x[span.clone()], &dy[span], row(rr, st));
+                (r[2 + j], r[2 + cg + j]) = (s1, s2);
+            }
+        });
+        // Pass 2: dx per group, then the factors' gradients.
+        let n = b * c * t;
+        let mut out = vec![0f32; n + 2 * b * c];
+        let recs = &recs;
+        par_chunks_mut(&mut out[..n], group_len.max(1), |i, dst| {
+            let r = &recs[i * rec..(i + 1) * rec];
+            let st = (r[0], r[1]);
+            let count = group_len.max(1) as f64;
+            let (mut m1, mut m2) = (0f64, 0f64);
+            for j in 0..cg {
+                m1 += a0[i * cg + j] as f64 * r[2 + j];
+                m2 += a0[i * cg + j] as f64 * r[2 + cg + j];
+            }
+            let m = ((m1 / count) as f32, (m2 / count) as f32);
+            for j in 0..cg {
+                let rr = i * cg + j;
+                let span = rr * t..(rr + 1) * t;
+                let d = &mut dst[j * t..(j + 1) * t];
+                gn_bwd_dx(isa, &x[span.clone()], &dy[span], d, row(rr, st), m);
+            }
+        });
+        for i in 0..b * g {
+            let r = &recs[i * rec..(i + 1) * rec];
+            for j in 0..cg {
+                out[n + i * cg + j] = r[2 + cg + j] as f32;
+                out[n + b * c + i * cg + j] = r[2 + j] as f32;
+            }
+        }
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }

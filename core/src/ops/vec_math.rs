@@ -100,6 +100,121 @@ pub(crate) fn shifted_sums(isa: Isa, src: &[f32], shift: f32) -> (f64, f64) {
     }
 }
 
+/// `dz` of `y = act(z)`, `z = a·n + b`, `n = (x - mean)·rstd`, and `n` itself, for one value.
+#[inline(always)]
+fn gn_dz(x: f32, dy: f32, g: GnRow) -> (f32, f32) {
+    let n = (x - g.mean) * g.rstd;
+    if !g.silu {
+        return (dy, n);
+    }
+    let z = g.a * n + g.b;
+    let s = 1.0 / (1.0 + exp_approx(-z));
+    (dy * s * (1.0 + z * (1.0 - s)), n)
+}
+
+/// One normalised row's constants for the GroupNorm backward kernels.
+#[derive(Clone, Copy)]
+pub(crate) struct GnRow {
+    /// Group mean.
+    pub mean: f32,
+    /// Group 1/std.
+    pub rstd: f32,
+    /// Per-(batch, channel) scale of the normalised value.
+    pub a: f32,
+    /// Per-(batch, channel) shift.
+    pub b: f32,
+    /// Whether SiLU follows.
+    pub silu: bool,
+}
+
+#[inline(always)]
+fn gn_bwd_sums_body(x: &[f32], dy: &[f32], g: GnRow) -> (f64, f64) {
+    const LANES: usize = 16;
+    const BLOCK: usize = 1024;
+    let (mut s1, mut s2) = (0f64, 0f64);
+    for (xb, db) in x.chunks(BLOCK).zip(dy.chunks(BLOCK)) {
+        let (mut a, mut q) = ([0f32; LANES], [0f32; LANES]);
+        let (mut xi, mut di) = (xb.chunks_exact(LANES), db.chunks_exact(LANES));
+        for (xl, dl) in (&mut xi).zip(&mut di) {
+            let (Ok(xl), Ok(dl)) = (<&[f32; LANES]>::try_from(xl), <&[f32; LANES]>::try_from(dl))
+            else {
+                continue;
+            };
+            for i in 0..LANES {
+                let (dz, n) = gn_dz(xl[i], dl[i], g);
+                a[i] += dz;
+                q[i] += dz * n;
+            }
+        }
+        for (&xv, &dv) in xi.remainder().iter().zip(di.remainder()) {
+            let (dz, n) = gn_dz(xv, dv, g);
+            a[0] += dz;
+            q[0] += dz * n;
+        }
+        s1 += a.iter().map(|&v| v as f64).sum::<f64>();
+        s2 += q.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    (s1, s2)
+}
+
+#[inline(always)]
+fn gn_bwd_dx_body(x: &[f32], dy: &[f32], dx: &mut [f32], g: GnRow, m1: f32, m2: f32) {
+    for ((d, &xv), &dv) in dx.iter_mut().zip(x).zip(dy) {
+        let (dz, n) = gn_dz(xv, dv, g);
+        *d = g.rstd * (g.a * dz - m1 - n * m2);
+    }
+}
+
+/// `(Σ dz, Σ dz·n)` over one row of the GroupNorm backward, where `dz` is the gradient at
+/// `z = a·n + b` (through SiLU when `g.silu`) and `n` the normalised input.
+pub(crate) fn gn_bwd_sums(isa: Isa, x: &[f32], dy: &[f32], g: GnRow) -> (f64, f64) {
+    match isa {
+        // SAFETY: as in `affine_act`: the feature set is checked before the call.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => unsafe { gn_bwd_sums_avx512(x, dy, g) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => unsafe { gn_bwd_sums_avx2(x, dy, g) },
+        _ => gn_bwd_sums_body(x, dy, g),
+    }
+}
+
+/// `dx = rstd·(a·dz - m1 - n·m2)` over one row (`m1`, `m2`: the group means of `a·dz` and
+/// `a·dz·n`).
+pub(crate) fn gn_bwd_dx(isa: Isa, x: &[f32], dy: &[f32], dx: &mut [f32], g: GnRow, m: (f32, f32)) {
+    match isa {
+        // SAFETY: as in `affine_act`: the feature set is checked before the call.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => unsafe { gn_bwd_dx_avx512(x, dy, dx, g, m.0, m.1) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => unsafe { gn_bwd_dx_avx2(x, dy, dx, g, m.0, m.1) },
+        _ => gn_bwd_dx_body(x, dy, dx, g, m.0, m.1),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gn_bwd_sums_avx512(x: &[f32], dy: &[f32], g: GnRow) -> (f64, f64) {
+    gn_bwd_sums_body(x, dy, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gn_bwd_sums_avx2(x: &[f32], dy: &[f32], g: GnRow) -> (f64, f64) {
+    gn_bwd_sums_body(x, dy, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gn_bwd_dx_avx512(x: &[f32], dy: &[f32], dx: &mut [f32], g: GnRow, m1: f32, m2: f32) {
+    gn_bwd_dx_body(x, dy, dx, g, m1, m2)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gn_bwd_dx_avx2(x: &[f32], dy: &[f32], dx: &mut [f32], g: GnRow, m1: f32, m2: f32) {
+    gn_bwd_dx_body(x, dy, dx, g, m1, m2)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn affine_act_avx512(src: &[f32], dst: &mut [f32], a: f32, b: f32, silu: bool) {

@@ -252,7 +252,10 @@ mod tests {
         let (m, v) = opt.moments();
         for t in [&m[0], &v[0]] {
             let store = t.sum_all().unwrap().backward().unwrap();
-            assert!(store.get(&act).is_none(), "a moment still reaches the activation");
+            assert!(
+                store.get(&act).is_none(),
+                "a moment still reaches the activation"
+            );
         }
     }
 
