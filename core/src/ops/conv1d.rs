@@ -5,9 +5,10 @@
 //! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
 
 use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
+use super::conv_wgrad::{weight_grad, WeightGrad};
 use super::isa::Isa;
 use super::{conv_path_ok, f32_values, storage_like};
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// `conv1d(x [b, ci, t], w [co, ci, k], bias [co]?)` with symmetric zero `padding`: returns
 /// `[b, co, (t + 2·padding - k) / stride + 1]`. Uses the fast kernel for f32 CPU tensors (best
@@ -198,16 +199,110 @@ impl CustomOp3 for Conv1dOp {
             t - back as usize,
             self.isa,
         )?;
-        // dL/dw[o, c, j] = Σ_b Σ_t grad[b, o, t] · x_padded[b, c, t·s + j] (stock candle conv).
-        // Both operands are made contiguous: candle 0.11's CPU conv1d multiplies by the wrong
-        // buffer when its kernel is a strided view (its own conv1d backward is wrong for batch > 1).
-        let gw = x
-            .transpose(0, 1)?
-            .contiguous()?
-            .conv1d(&grad.transpose(0, 1)?.contiguous()?, p, 1, s, 1)?
-            .transpose(0, 1)?
-            .narrow(2, 0, k)?;
+        // dL/dw[o, c, j] = Σ_b Σ_t grad[b, o, t] · x_padded[b, c, t·s + j].
+        let gw = conv1d_weight_grad(x, grad, k, s, p, self.isa)?;
         let gb = grad.sum((0, 2))?;
         Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}
+
+/// `gw[o, c, j] = Σ_b Σ_{t < t_out} dy[b, o, t] · x_pad[b, c, t·stride + j]` for `j < k`, where
+/// `x_pad` is `x [b, ci, t]` with `padding` zeros on the left (and zeros past its end): the weight
+/// gradient `[co, ci, k]` of `conv1d(x, w, stride, padding)` whose output gradient is `dy [b, co,
+/// t_out]`. f32 runs the tap-list kernel ([`super::conv_wgrad`]); bf16 candle's stock conv.
+pub(crate) fn conv1d_weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    isa: Isa,
+) -> Result<Tensor> {
+    if x.dtype() != DType::F32 || dy.dtype() != DType::F32 {
+        // Both operands contiguous: candle 0.11's CPU conv1d multiplies by the wrong buffer when
+        // its kernel is a strided view (its own conv1d backward is wrong for batch > 1).
+        return x
+            .transpose(0, 1)?
+            .contiguous()?
+            .conv1d(&dy.transpose(0, 1)?.contiguous()?, padding, 1, stride, 1)?
+            .transpose(0, 1)?
+            .narrow(2, 0, k)?
+            .contiguous();
+    }
+    let op = WeightGradOp {
+        k,
+        stride,
+        padding,
+        isa,
+    };
+    x.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &op)
+}
+
+struct WeightGradOp {
+    k: usize,
+    stride: usize,
+    padding: usize,
+    isa: Isa,
+}
+
+impl CustomOp2 for WeightGradOp {
+    fn name(&self) -> &'static str {
+        "adiff-conv1d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (f32_values(xs, xl)?, f32_values(ds, dl)?);
+        let (b, ci, t) = xl.shape().dims3()?;
+        let (b2, co, t_out) = dl.shape().dims3()?;
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        if b != b2 || k == 0 || s == 0 {
+            bail!(
+                "adiff conv1d weight gradient: input {:?}, output gradient {:?}, kernel {k}, stride {s}",
+                xl.shape(),
+                dl.shape()
+            );
+        }
+        let q = k.div_ceil(s);
+        let m = unaliased(round_up(t_out, W_MAX) + q - 1);
+        let mut offsets = Vec::with_capacity(ci * k);
+        let mut kidx = Vec::with_capacity(ci * k);
+        for c in 0..ci {
+            for r in 0..s {
+                for qq in 0..q {
+                    if qq * s + r < k {
+                        offsets.push((c * s + r) * m + qq);
+                        kidx.push(c * k + qq * s + r);
+                    }
+                }
+            }
+        }
+        let taps = with_phase_split(&x, (b, ci, t), s, p, m, |ph| {
+            weight_grad(
+                &WeightGrad {
+                    batch: b,
+                    x: ph,
+                    x_len: ci * s * m,
+                    offsets: &offsets,
+                    dy: &dy,
+                    out: co,
+                    t_out,
+                },
+                self.isa,
+            )
+        });
+        let ntaps = offsets.len();
+        let mut gw = vec![0f32; co * ci * k];
+        for o in 0..co {
+            for (j, &ki) in kidx.iter().enumerate() {
+                gw[o * ci * k + ki] = taps[o * ntaps + j];
+            }
+        }
+        Ok((CpuStorage::F32(gw), Shape::from((co, ci, k))))
     }
 }

@@ -191,14 +191,9 @@ impl CustomOp3 for ConvTranspose1dOp {
         if gx.dim(2)? != t {
             bail!("adiff conv_transpose1d backward: output_padding >= stride is not supported");
         }
-        // dL/dw[c, o, j] = Σ_b Σ_m x[b, c, m] · grad[b, o, m·s + j - p] (stock candle conv).
-        // (Contiguous operands: see the note in `conv1d`'s backward.)
-        let gw = grad
-            .transpose(0, 1)?
-            .contiguous()?
-            .conv1d(&x.transpose(0, 1)?.contiguous()?, p, 1, s, 1)?
-            .narrow(2, 0, k)?
-            .transpose(0, 1)?;
+        // dL/dw[c, o, j] = Σ_b Σ_m x[b, c, m] · grad[b, o, m·s + j - p]: the weight gradient of
+        // a convolution of `grad` whose output gradient is `x`.
+        let gw = super::conv1d::conv1d_weight_grad(grad, x, k, s, p, self.isa)?;
         let gb = grad.sum((0, 2))?;
         Ok((Some(gx), Some(gw), Some(gb)))
     }

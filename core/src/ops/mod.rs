@@ -16,6 +16,7 @@ pub mod attention;
 pub mod conv1d;
 mod conv_kernel;
 pub mod conv_transpose1d;
+mod conv_wgrad;
 pub mod group_norm;
 pub mod isa;
 mod vec_math;

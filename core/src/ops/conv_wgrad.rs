@@ -1,0 +1,190 @@
+//! Weight gradient of a convolution in tap-list form (see [`super::conv_kernel`]), without im2col:
+//! `gw[o, j] = Σ_b Σ_{t < t_out} dy[b, o, t] · x[b][off[j] + t]`.
+//!
+//! It is a matrix product reduced along time. A micro-kernel holds an `NO x NT` block of
+//! (output row, tap) sums as 16-lane vectors, streams 16 time steps at a time (`NO` loads of `dy`,
+//! `NT` unaligned loads of `x`, `NO·NT` multiply-adds), and reduces the lanes once per time block.
+//! Time is cut into blocks whose `dy` and `x` rows fit in L2; every block visits all tiles, and
+//! the blocks are split over candle's thread pool, each part summing into its own copy of `gw`.
+#![allow(unsafe_code)]
+
+use super::isa::Isa;
+use super::vec_math::par_chunks_mut;
+
+/// Time steps per vector step.
+const LANES: usize = 16;
+
+/// Bytes of `dy` and `x` rows one time block may touch.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// The geometry of one weight gradient; `x` and `dy` are `batch` buffers of `x_len` and
+/// `out * t_out` values.
+pub(crate) struct WeightGrad<'a> {
+    pub batch: usize,
+    pub x: &'a [f32],
+    pub x_len: usize,
+    pub offsets: &'a [usize],
+    pub dy: &'a [f32],
+    pub out: usize,
+    pub t_out: usize,
+}
+
+/// `NO x NT` sums over `len` time steps of `dy_rows[r][t] · x_rows[j][t]`.
+type Micro = unsafe fn(&[*const f32], &[*const f32], usize, &mut [f32]);
+
+/// Returns `gw` as `[out][taps]`.
+pub(crate) fn weight_grad(g: &WeightGrad, isa: Isa) -> Vec<f32> {
+    let (no, nt, micro): (usize, usize, Micro) = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => (4, 6, micro_avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => (2, 4, micro_avx2),
+        _ => (2, 4, micro_portable),
+    };
+    let ntaps = g.offsets.len();
+    let n = g.out * ntaps;
+    if n == 0 || g.t_out == 0 || g.batch == 0 {
+        return vec![0.0; n];
+    }
+    let rows = g.out + ntaps;
+    let tb = (BLOCK_BYTES / (4 * rows)).clamp(256, 4096) / LANES * LANES;
+    let n_tb = g.t_out.div_ceil(tb);
+    let units = g.batch * n_tb;
+    let parts = candle_core::utils::get_num_threads().clamp(1, units);
+    let zeros = vec![0f32; tb];
+    let mut partial = vec![0f32; parts * n];
+    par_chunks_mut(&mut partial, n, |part, gw| {
+        let mut dy_rows = vec![std::ptr::null::<f32>(); no];
+        let mut x_rows = vec![std::ptr::null::<f32>(); nt];
+        let mut sums = vec![0f32; no * nt];
+        for unit in (part..units).step_by(parts) {
+            let (b, t0) = (unit / n_tb, (unit % n_tb) * tb);
+            let len = tb.min(g.t_out - t0);
+            let dyb = &g.dy[b * g.out * g.t_out..(b + 1) * g.out * g.t_out];
+            let xb = &g.x[b * g.x_len..(b + 1) * g.x_len];
+            for o0 in (0..g.out).step_by(no) {
+                for (r, p) in dy_rows.iter_mut().enumerate() {
+                    *p = if o0 + r < g.out {
+                        dyb[(o0 + r) * g.t_out + t0..][..len].as_ptr()
+                    } else {
+                        zeros.as_ptr()
+                    };
+                }
+                for j0 in (0..ntaps).step_by(nt) {
+                    for (j, p) in x_rows.iter_mut().enumerate() {
+                        let off = g.offsets[(j0 + j).min(ntaps - 1)];
+                        *p = xb[off + t0..][..len].as_ptr();
+                    }
+                    // SAFETY: every row pointer starts a readable run of `len` values (slices
+                    // above; the zero row has `tb >= len`), and `micro` matches `isa`, whose
+                    // support was checked when it was picked.
+                    unsafe { micro(&dy_rows, &x_rows, len, &mut sums) };
+                    for r in 0..no.min(g.out - o0) {
+                        for j in 0..nt.min(ntaps - j0) {
+                            gw[(o0 + r) * ntaps + j0 + j] += sums[r * nt + j];
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let (first, rest) = partial.split_at_mut(n);
+    for other in rest.chunks(n) {
+        for (a, b) in first.iter_mut().zip(other) {
+            *a += b;
+        }
+    }
+    partial.truncate(n);
+    partial
+}
+
+/// Portable body: `NO x NT` accumulators of 16 lanes, auto-vectorised for the enclosing target.
+///
+/// # Safety
+/// `dy[r]` and `x[j]` must each start `len` readable values (`NO`, `NT` pointers).
+#[inline(always)]
+unsafe fn micro_body<const NO: usize, const NT: usize>(
+    dy: &[*const f32],
+    x: &[*const f32],
+    len: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [[[0f32; LANES]; NT]; NO];
+    let full = len / LANES * LANES;
+    let mut t = 0;
+    while t < full {
+        let mut dv = [[0f32; LANES]; NO];
+        for (r, d) in dv.iter_mut().enumerate() {
+            *d = *(dy[r].add(t) as *const [f32; LANES]);
+        }
+        for j in 0..NT {
+            let xv = *(x[j].add(t) as *const [f32; LANES]);
+            for r in 0..NO {
+                for l in 0..LANES {
+                    acc[r][j][l] += dv[r][l] * xv[l];
+                }
+            }
+        }
+        t += LANES;
+    }
+    for r in 0..NO {
+        for j in 0..NT {
+            let mut s: f32 = acc[r][j].iter().sum();
+            for tt in full..len {
+                s += *dy[r].add(tt) * *x[j].add(tt);
+            }
+            out[r * NT + j] = s;
+        }
+    }
+}
+
+unsafe fn micro_portable(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut [f32]) {
+    micro_body::<2, 4>(dy, x, len, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_avx2(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut [f32]) {
+    micro_body::<2, 4>(dy, x, len, out)
+}
+
+/// AVX-512: 4 rows x 6 taps = 24 zmm accumulators.
+///
+/// # Safety
+/// The CPU must support AVX-512F; bounds as for [`micro_body`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const NO: usize = 4;
+    const NT: usize = 6;
+    let mut acc = [[_mm512_setzero_ps(); NT]; NO];
+    let d: [*const f32; NO] = [dy[0], dy[1], dy[2], dy[3]];
+    let xs: [*const f32; NT] = [x[0], x[1], x[2], x[3], x[4], x[5]];
+    let full = len / LANES * LANES;
+    let mut t = 0;
+    while t < full {
+        let dv = [
+            _mm512_loadu_ps(d[0].add(t)),
+            _mm512_loadu_ps(d[1].add(t)),
+            _mm512_loadu_ps(d[2].add(t)),
+            _mm512_loadu_ps(d[3].add(t)),
+        ];
+        for j in 0..NT {
+            let xv = _mm512_loadu_ps(xs[j].add(t));
+            for r in 0..NO {
+                acc[r][j] = _mm512_fmadd_ps(dv[r], xv, acc[r][j]);
+            }
+        }
+        t += LANES;
+    }
+    for r in 0..NO {
+        for j in 0..NT {
+            let mut s = _mm512_reduce_add_ps(acc[r][j]);
+            for tt in full..len {
+                s += *d[r].add(tt) * *xs[j].add(tt);
+            }
+            out[r * NT + j] = s;
+        }
+    }
+}
