@@ -194,7 +194,7 @@ impl CustomOp3 for ConvTranspose1dOp {
         // dL/dw[c, o, j] = Σ_b Σ_m x[b, c, m] · grad[b, o, m·s + j - p]: the weight gradient of
         // a convolution of `grad` whose output gradient is `x`.
         let gw = super::conv1d::conv1d_weight_grad(grad, x, k, s, p, self.isa)?;
-        let gb = grad.sum((0, 2))?;
+        let gb = super::conv1d::bias_grad(grad, self.isa)?;
         Ok((Some(gx), Some(gw), Some(gb)))
     }
 }
