@@ -163,7 +163,9 @@ def pytorch_times(repeat, threads, only):
 
 
 def run_rust(threads, only, stock_unet):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), CANDLE_NUM_THREADS=str(threads))
+    # MIMALLOC_PURGE_DELAY=-1: the benches' allocator keeps freed pages, as the `adiff` binary does.
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), CANDLE_NUM_THREADS=str(threads),
+               MIMALLOC_PURGE_DELAY="-1")
     benches = ["kernels", "unet"]
     for bench in benches:
         cmd = ["cargo", "bench", "-p", "adiff-core", "--bench", bench, "--no-run"]
@@ -205,8 +207,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--peak-gflops", type=float, default=230.0,
-                    help="f32 peak of the machine (2 Zen 4 cores: ~230)")
+    ap.add_argument("--peak-gflops", type=float, default=333.0,
+                    help="f32 peak of the machine: 2 cores x 2 AVX-512 FMA units x 16 lanes x 2 FLOP x clock; 333 for the 2.6 GHz Xeon of docs/performance.md, ~230 for 2 Zen 4 cores")
     ap.add_argument("--skip-rust", action="store_true", help="reuse target/criterion results")
     ap.add_argument("--skip-pytorch", action="store_true")
     ap.add_argument("--stock-unet", action="store_true", help="also time the UNet with ADIFF_KERNELS=stock")

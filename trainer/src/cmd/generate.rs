@@ -23,6 +23,9 @@ pub struct GenerateArgs {
     /// Write the output at this rate instead (Hz).
     #[arg(long)]
     pub out_rate: Option<u32>,
+    /// Also write the output's spectrogram as a PNG.
+    #[arg(long)]
+    pub spectrogram: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -69,5 +72,10 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         written.sample_rate(),
         written.duration_secs()
     );
+    if let Some(png) = &args.spectrogram {
+        let mono = written.with_channels(1)?;
+        adiff_core::audio::spectrogram::write_spectrogram_png(png, &[&mono.channels()[0]])?;
+        println!("wrote {}", png.display());
+    }
     Ok(())
 }
