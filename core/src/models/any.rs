@@ -183,6 +183,24 @@ pub fn convert(
     out_dir: &Path,
     device: &Device,
 ) -> Result<ModelFolder> {
+    convert_to(checkpoint, config, out_dir, device, DType::F32)
+}
+
+/// [`convert`], storing the weights as `store` (`F32`, `F16` or `BF16`; the folder loads into
+/// f32 either way). The audit runs on the f32 weights.
+pub fn convert_to(
+    checkpoint: &Path,
+    config: FolderConfig,
+    out_dir: &Path,
+    device: &Device,
+    store: DType,
+) -> Result<ModelFolder> {
+    if !matches!(store, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(crate::Error::input(
+            "store dtype",
+            format!("weights are stored as f32, f16 or bf16, not {store:?}"),
+        ));
+    }
     let cfg_path = out_dir.join(super::folder::CONFIG_FILE);
     config.validate(&cfg_path)?;
     let typed = ModelConfig::from_folder_config(&config, &cfg_path)?;
@@ -204,6 +222,14 @@ pub fn convert(
         checkpoint,
         device,
     )?;
+    let folder = ModelFolder {
+        tensors: folder
+            .tensors
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), t.to_dtype(store)?)))
+            .collect::<Result<_>>()?,
+        ..folder
+    };
     folder.save(out_dir)?;
     Ok(folder)
 }

@@ -27,7 +27,7 @@ pub mod multiencoder;
 pub mod sampling;
 pub mod upsampler;
 
-pub use any::{convert, AnyModel, ModelConfig};
+pub use any::{convert, convert_to, AnyModel, ModelConfig};
 pub use autoencoder::{
     AudioDiffusionAutoencoder, AudioDiffusionAutoencoderConfig, AutoencoderLoss,
 };

@@ -20,6 +20,9 @@ pub struct ConvertArgs {
     /// Device to load the tensors on while checking them.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// How the folder stores the weights (they load as f32 either way): f32, f16 or bf16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    pub store: String,
 }
 
 /// Runs the command.
@@ -39,7 +42,13 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     }
     let config = FolderConfig::read(&args.config)?;
     let device = adiff_core::device::parse_device(&args.device)?;
-    let folder = adiff_core::models::convert(&args.checkpoint, config, &args.output, &device)?;
+    let store = match args.store.as_str() {
+        "f16" => candle_core::DType::F16,
+        "bf16" => candle_core::DType::BF16,
+        _ => candle_core::DType::F32,
+    };
+    let folder =
+        adiff_core::models::convert_to(&args.checkpoint, config, &args.output, &device, store)?;
     println!(
         "wrote model folder {} ({:?}, {} parameters)",
         args.output.display(),
