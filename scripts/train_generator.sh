@@ -5,14 +5,15 @@
 #
 #   scripts/train_generator.sh [DATA_DIR] [RUN_DIR]
 #       DATA_DIR  default /work/data-cache/full (data/make.sh --preset full; outside the repo)
-#       RUN_DIR   default /work/runs/gen1; an existing run is resumed from its newest checkpoint
+#       RUN_DIR   default /work/runs/generator; an existing run is resumed from its newest checkpoint
 #
-# Config: trainer/src/train/small_generator.json (48 kHz mono, patch 16, 64 channels). About
+# Config: trainer/src/train/small_generator.json (48 kHz mono, patch 16, 64 channels, 12 M
+# parameters; sigma ~ log-normal(-3, 1.5), sampled by ADPM2 from sigma 1 to 1e-4). About
 # 1.1 s per update of 12 x 32768 samples on two cores; 2,400 updates take about 45 minutes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${1:-/work/data-cache/full}"
-RUN="${2:-/work/runs/gen1}"
+RUN="${2:-/work/runs/generator}"
 cd "$ROOT"
 [ -f "$DATA/manifest.tsv" ] || bash data/make.sh --preset full --out "$DATA"
 cargo build --release -p adiff-trainer
