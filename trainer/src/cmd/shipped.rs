@@ -37,6 +37,34 @@ pub fn is_band_extension(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn bytes_under(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    bytes_under(&p)
+                } else {
+                    std::fs::metadata(&p).unwrap().len()
+                }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_shipped_models_fit_the_40_mb_budget_and_the_generator_loads() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let total = bytes_under(&models);
+        assert!(total < 40_000_000, "models/ holds {total} bytes");
+        let dir = models.join("generator");
+        let (cfg, _) =
+            super::super::model::load_generator(&dir, &candle_core::Device::Cpu, "a test").unwrap();
+        assert_eq!(cfg.sample_rate, 48_000);
+        for i in 0..8 {
+            assert!(dir.join(format!("samples/sample-{i}.png")).is_file());
+        }
+    }
+
     #[test]
     fn the_embedded_model_is_the_committed_folder() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/upsampler");
