@@ -71,6 +71,26 @@ pub fn conv1d_stock(
     }
 }
 
+/// The taps of a stride-`s`, kernel-`k` convolution over `ci` phase-split input channels of
+/// `m`-long phase rows, in (input channel, phase, shift) order: each tap's start in a batch item's
+/// buffer, and its index in the weight's `(c, k)` row (tap (c, r, qq) is kernel index qq·s + r).
+fn tap_list(ci: usize, s: usize, k: usize, m: usize) -> (Vec<usize>, Vec<usize>) {
+    let q = k.div_ceil(s);
+    let mut offsets = Vec::with_capacity(ci * k);
+    let mut kidx = Vec::with_capacity(ci * k);
+    for c in 0..ci {
+        for r in 0..s {
+            for qq in 0..q {
+                if qq * s + r < k {
+                    offsets.push((c * s + r) * m + qq);
+                    kidx.push(c * k + qq * s + r);
+                }
+            }
+        }
+    }
+    (offsets, kidx)
+}
+
 struct Conv1dOp {
     stride: usize,
     padding: usize,
@@ -119,19 +139,7 @@ impl CustomOp3 for Conv1dOp {
         } else {
             unaliased(round_up(t_out, W_MAX) + q - 1)
         };
-        // Taps in (input channel, phase, shift) order; tap (c, r, qq) is kernel index qq·s + r.
-        let mut offsets = Vec::with_capacity(ci * k);
-        let mut kidx = Vec::with_capacity(ci * k);
-        for c in 0..ci {
-            for r in 0..s {
-                for qq in 0..q {
-                    if qq * s + r < k {
-                        offsets.push((c * s + r) * m + qq);
-                        kidx.push(c * k + qq * s + r);
-                    }
-                }
-            }
-        }
+        let (offsets, kidx) = tap_list(ci, s, k, m);
         let ntaps = offsets.len();
         // With stride 1 the taps are in the weight's own (c, k) order: read it in place.
         let wt_owned;
@@ -270,18 +278,7 @@ impl CustomOp2 for WeightGradOp {
         }
         let q = k.div_ceil(s);
         let m = unaliased(round_up(t_out, W_MAX) + q - 1);
-        let mut offsets = Vec::with_capacity(ci * k);
-        let mut kidx = Vec::with_capacity(ci * k);
-        for c in 0..ci {
-            for r in 0..s {
-                for qq in 0..q {
-                    if qq * s + r < k {
-                        offsets.push((c * s + r) * m + qq);
-                        kidx.push(c * k + qq * s + r);
-                    }
-                }
-            }
-        }
+        let (offsets, kidx) = tap_list(ci, s, k, m);
         let taps = with_phase_split(&x, (b, ci, t), s, p, m, |ph| {
             weight_grad(
                 &WeightGrad {

@@ -38,15 +38,23 @@ fn f64_reference(
     y.to_dtype(DType::F32)
 }
 
+/// x, weight, bias, scale and shift of case `i` (seeded by the case index).
+fn case_inputs(i: usize, (b, c, t): (usize, usize, usize), offset: f32) -> Result<[Tensor; 5]> {
+    let s = |k: u64| k + i as u64;
+    Ok([
+        (rand_tensor(&[b, c, t], s(40), 2.0)? + offset as f64)?,
+        rand_tensor(&[c], s(50), 1.0)?,
+        rand_tensor(&[c], s(60), 0.5)?,
+        rand_tensor(&[b, c, 1], s(70), 0.5)?,
+        rand_tensor(&[b, c, 1], s(80), 0.5)?,
+    ])
+}
+
 #[test]
 fn fused_group_norm_matches_f64_composite() -> Result<()> {
     for isa in Isa::runnable() {
         for (i, &(b, c, t, g, offset)) in CASES.iter().enumerate() {
-            let x = (rand_tensor(&[b, c, t], 40 + i as u64, 2.0)? + offset as f64)?;
-            let w = rand_tensor(&[c], 50 + i as u64, 1.0)?;
-            let bias = rand_tensor(&[c], 60 + i as u64, 0.5)?;
-            let scale = rand_tensor(&[b, c, 1], 70 + i as u64, 0.5)?;
-            let shift = rand_tensor(&[b, c, 1], 80 + i as u64, 0.5)?;
+            let [x, w, bias, scale, shift] = case_inputs(i, (b, c, t), offset)?;
             for (silu, ss) in [(true, true), (true, false), (false, true), (false, false)] {
                 let args = GroupNormArgs {
                     groups: g,
@@ -99,11 +107,7 @@ fn grads_of(
 fn fused_group_norm_gradients_match_f64_composite() -> Result<()> {
     for isa in Isa::runnable() {
         for (i, &(b, c, t, g, offset)) in CASES.iter().enumerate() {
-            let x = (rand_tensor(&[b, c, t], 40 + i as u64, 2.0)? + offset as f64)?;
-            let w = rand_tensor(&[c], 50 + i as u64, 1.0)?;
-            let bias = rand_tensor(&[c], 60 + i as u64, 0.5)?;
-            let scale = rand_tensor(&[b, c, 1], 70 + i as u64, 0.5)?;
-            let shift = rand_tensor(&[b, c, 1], 80 + i as u64, 0.5)?;
+            let [x, w, bias, scale, shift] = case_inputs(i, (b, c, t), offset)?;
             let r = rand_tensor(&[b, c, t], 90 + i as u64, 1.0)?;
             for (silu, ss) in [(true, true), (true, false), (false, true), (false, false)] {
                 let args = GroupNormArgs {
