@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the embedded UNet, time it, and say what it can do (random weights until a model ships).
+    /// Upsample an example clip with the embedded upsampler, then time a random-weight diffusion UNet.
     Demo(cmd::demo::DemoArgs),
     /// Print a model folder's config, parameter count and expected speed.
     Info(cmd::info::InfoArgs),

@@ -87,7 +87,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "the waveform UNet of the planned diffusion upsampler (channels {}, multipliers {:?}, factors {:?}, attention {:?})",
         cfg.channels, cfg.multipliers, cfg.factors, cfg.attentions
     );
-    println!("NOTE: no trained diffusion model ships; these UNet weights are RANDOM and it produces no audio here, only timings.");
+    println!("NOTE: these UNet weights are RANDOM and it produces no audio here, only timings (the one trained diffusion model, models/generator, is not embedded: `adiff generate --model models/generator`).");
     let t = time_unet(&cfg, args.length, args.runs.max(1), &device)?;
     let secs = t.forward.as_secs_f64();
     let audio = args.length as f64 / DEMO_RATE as f64;
