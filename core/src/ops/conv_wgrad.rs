@@ -36,7 +36,7 @@ type Micro = unsafe fn(&[*const f32], &[*const f32], usize, &mut [f32]);
 pub(crate) fn weight_grad(g: &WeightGrad, isa: Isa) -> Vec<f32> {
     let (no, nt, micro): (usize, usize, Micro) = match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if isa.is_supported() => (4, 6, micro_avx512),
+        Isa::Avx512 if isa.is_supported() => (8, 3, micro_avx512),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 if isa.is_supported() => (2, 4, micro_avx2),
         _ => (2, 4, micro_portable),
@@ -148,7 +148,8 @@ unsafe fn micro_avx2(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut 
     micro_body::<2, 4>(dy, x, len, out)
 }
 
-/// AVX-512: 4 rows x 6 taps = 24 zmm accumulators.
+/// AVX-512: 8 rows x 3 taps = 24 zmm accumulators (each unaligned input load feeds 8 rows; the
+/// `dy` rows of a time block stay in L1 across tap blocks).
 ///
 /// # Safety
 /// The CPU must support AVX-512F; bounds as for [`micro_body`].
@@ -156,24 +157,19 @@ unsafe fn micro_avx2(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut 
 #[target_feature(enable = "avx512f")]
 unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], len: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
-    const NO: usize = 4;
-    const NT: usize = 6;
+    const NO: usize = 8;
+    const NT: usize = 3;
     let mut acc = [[_mm512_setzero_ps(); NT]; NO];
-    let d: [*const f32; NO] = [dy[0], dy[1], dy[2], dy[3]];
-    let xs: [*const f32; NT] = [x[0], x[1], x[2], x[3], x[4], x[5]];
+    let d: [*const f32; NO] = std::array::from_fn(|r| dy[r]);
+    let xs: [*const f32; NT] = std::array::from_fn(|j| x[j]);
     let full = len / LANES * LANES;
     let mut t = 0;
     while t < full {
-        let dv = [
-            _mm512_loadu_ps(d[0].add(t)),
-            _mm512_loadu_ps(d[1].add(t)),
-            _mm512_loadu_ps(d[2].add(t)),
-            _mm512_loadu_ps(d[3].add(t)),
-        ];
-        for j in 0..NT {
-            let xv = _mm512_loadu_ps(xs[j].add(t));
-            for r in 0..NO {
-                acc[r][j] = _mm512_fmadd_ps(dv[r], xv, acc[r][j]);
+        let xv: [__m512; NT] = std::array::from_fn(|j| _mm512_loadu_ps(xs[j].add(t)));
+        for r in 0..NO {
+            let dv = _mm512_loadu_ps(d[r].add(t));
+            for j in 0..NT {
+                acc[r][j] = _mm512_fmadd_ps(dv, xv[j], acc[r][j]);
             }
         }
         t += LANES;
