@@ -5,18 +5,16 @@
 use crate::buffer::AudioBuf;
 use crate::error::{EngineError, Result};
 use crate::renderer::{Progress, RenderSettings, Renderer, SamplerKind};
-use adiff_core::audio::{process_in_windows, resample_clip, AudioClip};
+use adiff_core::audio::{resample_clip, AudioClip};
 use adiff_core::models::folder::{FolderConfig, SamplerSetting};
 use adiff_core::models::sampling::{sampler_from, schedule_from, Sampling};
 use adiff_core::models::AnyModel;
+use adiff_core::pipeline::sample_in_windows;
 use adiff_core::sampler::StepInfo;
 use adiff_core::SeededNoise;
 use candle_core::{Device, Tensor};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-
-/// Overlap between windows, as a fraction of the window (as the command line).
-const OVERLAP_DIVISOR: usize = 8;
 
 /// A loaded adiff-core model.
 pub struct CoreRenderer {
@@ -96,7 +94,8 @@ impl CoreRenderer {
         ))
     }
 
-    /// Runs `job` over windows of `window` input samples, reporting progress over all windows.
+    /// Runs `job` over windows of `window` input samples (adiff-core's `sample_in_windows`, as
+    /// the command line does), reporting progress over all windows; a `false` cancels.
     fn windowed<F>(
         &self,
         x: &Tensor,
@@ -104,7 +103,7 @@ impl CoreRenderer {
         scale: usize,
         seed: u64,
         progress: Progress<'_>,
-        mut job: F,
+        job: F,
     ) -> Result<Tensor>
     where
         F: FnMut(
@@ -113,26 +112,21 @@ impl CoreRenderer {
             &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
         ) -> adiff_core::Result<Tensor>,
     {
-        let mut noise = SeededNoise::new(seed);
         let mut cancelled = false;
-        let y = process_in_windows(
+        let y = sample_in_windows(
             x,
-            window.max(1),
-            window.max(1) / OVERLAP_DIVISOR,
+            window,
             scale,
-            |piece, info| {
-                let mut on_step = |s: &StepInfo| {
-                    let done = (info.index as f32 + s.step as f32 / s.total.max(1) as f32)
-                        / info.total.max(1) as f32;
-                    if progress(done) {
-                        ControlFlow::Continue(())
-                    } else {
-                        cancelled = true;
-                        ControlFlow::Break(())
-                    }
-                };
-                job(piece, &mut noise, &mut on_step)
+            seed,
+            |s| {
+                if progress(s.done()) {
+                    ControlFlow::Continue(())
+                } else {
+                    cancelled = true;
+                    ControlFlow::Break(())
+                }
             },
+            job,
         );
         if cancelled {
             return Err(EngineError::Cancelled);
