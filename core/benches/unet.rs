@@ -37,11 +37,16 @@ fn small_config() -> UNet1dConfig {
     }
 }
 
-/// A UNet with randomly initialised weights: trainable (`VarMap`) or frozen plain tensors.
+/// A f32 UNet with randomly initialised weights: trainable (`VarMap`) or frozen plain tensors.
 fn build(cfg: &UNet1dConfig, trainable: bool) -> (UNet1d, VarMap) {
+    build_as(cfg, trainable, DType::F32)
+}
+
+/// [`build`] with weights of `dtype`.
+fn build_as(cfg: &UNet1dConfig, trainable: bool, dtype: DType) -> (UNet1d, VarMap) {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let net = UNet1d::new(cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).expect("unet");
+    let net = UNet1d::new(cfg, VarBuilder::from_varmap(&varmap, dtype, &dev)).expect("unet");
     if trainable {
         return (net, varmap);
     }
@@ -52,7 +57,7 @@ fn build(cfg: &UNet1dConfig, trainable: bool) -> (UNet1d, VarMap) {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
         .collect();
-    let vb = VarBuilder::from_tensors(frozen, DType::F32, &dev);
+    let vb = VarBuilder::from_tensors(frozen, dtype, &dev);
     (UNet1d::new(cfg, vb).expect("unet"), varmap)
 }
 
@@ -93,25 +98,7 @@ fn bench_forward(c: &mut Criterion) {
     }
     // bf16 weights and activations (the convolutions use the bf16 dot product where present).
     let cfg = UNet1dConfig::default();
-    let varmap = VarMap::new();
-    let net = UNet1d::new(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::BF16, &Device::Cpu),
-    )
-    .expect("unet");
-    let frozen: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .expect("varmap")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-        .collect();
-    let net_bf16 = UNet1d::new(
-        &cfg,
-        VarBuilder::from_tensors(frozen, DType::BF16, &Device::Cpu),
-    )
-    .expect("unet");
-    drop(net);
+    let (net_bf16, _) = build_as(&cfg, false, DType::BF16);
     let len = 1usize << 18;
     let x = Tensor::randn(0f32, 1.0, (1, 1, len), &Device::Cpu)
         .expect("x")
