@@ -108,6 +108,8 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
         for (i, var) in self.vars.iter().enumerate() {
+            // Detached: a gradient built from tracked activations would keep its graph alive
+            // through the moments, step after step.
             let g = &grads[i].detach();
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -117,8 +119,8 @@ impl AdamW {
             // torch.optim.AdamW: w <- w * (1 - lr * wd), then w <- w - lr * m_hat / (sqrt(v_hat) + eps).
             let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
             var.set(&(decayed - (update * lr)?)?)?;
-            self.m[i] = m.detach();
-            self.v[i] = v.detach();
+            self.m[i] = m;
+            self.v[i] = v;
         }
         Ok(())
     }
