@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "config.json";
 /// Name of the weights file in a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The sub-folder that holds a generator's band-extension stage ([`BandExtensionStage`]).
+pub const BAND_EXTENSION_DIR: &str = "band_extension";
 /// The value of `format` in every `config.json`.
 pub const FORMAT: &str = "adiff-model";
 /// The folder format version this build writes and reads.
@@ -148,6 +150,20 @@ pub struct FolderConfig {
     pub sampling: SamplingDefaults,
     /// The network config: the reference constructor's keyword arguments for `kind`.
     pub model: serde_json::Value,
+    /// A generator that samples at a low rate: its output goes on through the band-extension model
+    /// in the folder's `band_extension/` sub-folder (not a reference field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band_extension: Option<BandExtensionStage>,
+}
+
+/// The stage after a low-rate generator: the band-extension model (`models::bandext`) in the
+/// folder's [`BAND_EXTENSION_DIR`] upsamples the generated audio by `factor`, so the folder's
+/// output rate is `sample_rate * factor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandExtensionStage {
+    /// Upsampling factor of the stage (one the band-extension model serves).
+    pub factor: usize,
 }
 
 impl FolderConfig {
@@ -169,6 +185,16 @@ impl FolderConfig {
             compat: Compat::Fixed,
             sampling: SamplingDefaults::default(),
             model,
+            band_extension: None,
+        }
+    }
+
+    /// The rate of what the folder's model hands out: `sample_rate`, times the band-extension
+    /// stage's factor when it has one.
+    pub fn output_rate(&self) -> u32 {
+        match self.band_extension {
+            Some(s) => self.sample_rate.saturating_mul(s.factor as u32),
+            None => self.sample_rate,
         }
     }
 
@@ -210,6 +236,23 @@ impl FolderConfig {
                 field("sampling.num_steps"),
                 "must be at least 2",
             ));
+        }
+        if let Some(stage) = self.band_extension {
+            if self.kind != ModelKind::AudioDiffusionModel {
+                return Err(Error::config(
+                    field("band_extension"),
+                    format!(
+                        "only a generator (AudioDiffusionModel) takes a band-extension stage, this folder holds a {:?}",
+                        self.kind
+                    ),
+                ));
+            }
+            if !(2..=64).contains(&stage.factor) {
+                return Err(Error::config(
+                    field("band_extension.factor"),
+                    format!("must be 2 to 64, found {}", stage.factor),
+                ));
+            }
         }
         if !self.model.is_object() {
             return Err(Error::config(

@@ -6,6 +6,7 @@ use crate::buffer::AudioBuf;
 use crate::error::{EngineError, Result};
 use crate::renderer::{Progress, RenderSettings, Renderer, SamplerKind};
 use adiff_core::audio::{resample_clip, AudioClip};
+use adiff_core::models::bandext::stage::Stage;
 use adiff_core::models::folder::{FolderConfig, SamplerSetting};
 use adiff_core::models::sampling::{sampler_from, schedule_from, Sampling};
 use adiff_core::models::AnyModel;
@@ -22,6 +23,8 @@ pub struct CoreRenderer {
     model: AnyModel,
     path: PathBuf,
     device: Device,
+    /// A low-rate generator's band-extension stage (applied to Generate's output).
+    stage: Option<Stage>,
 }
 
 fn core(path: &Path, e: adiff_core::Error) -> EngineError {
@@ -36,11 +39,13 @@ impl CoreRenderer {
     pub fn load(dir: &Path) -> Result<Self> {
         let device = Device::Cpu;
         let (config, model) = AnyModel::load(dir, &device).map_err(|e| core(dir, e))?;
+        let stage = Stage::load(dir, &config).map_err(|e| core(dir, e))?;
         Ok(Self {
             config,
             model,
             path: dir.to_path_buf(),
             device,
+            stage,
         })
     }
 
@@ -193,7 +198,22 @@ impl Renderer for CoreRenderer {
         let y = self.stepped(progress, |on_step| {
             m.sample(&start, &sampling, &mut noise, on_step)
         })?;
-        self.from_tensor(&y, self.sample_rate())
+        let out = self.from_tensor(&y, self.sample_rate())?;
+        let Some(stage) = &self.stage else {
+            return Ok(out);
+        };
+        // A low-rate generator: the band-extension stage brings it to its output rate.
+        let mut up = |c: usize| {
+            stage
+                .apply_signal(out.channel(c), &mut noise)
+                .map_err(|e| core(&self.path, e))
+        };
+        let (left, right) = (up(0)?, up(1)?);
+        Ok(AudioBuf::from_channels(
+            left,
+            right,
+            self.sample_rate() * stage.factor() as f64,
+        ))
     }
 
     fn upsample(

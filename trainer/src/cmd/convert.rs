@@ -1,8 +1,11 @@
 //! `adiff convert`: a reference checkpoint (`.ckpt`, `.pt`, `.safetensors`) plus a folder config
 //! into a model folder (`config.json` + `model.safetensors`, each tensor once).
 
-use adiff_core::models::folder::FolderConfig;
-use anyhow::{bail, Result};
+use adiff_core::models::bandext::{stage::Stage, BandExtension};
+use adiff_core::models::folder::{
+    BandExtensionStage, FolderConfig, BAND_EXTENSION_DIR, CONFIG_FILE, WEIGHTS_FILE,
+};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -23,6 +26,14 @@ pub struct ConvertArgs {
     /// How the folder stores the weights (they load as f32 either way): f32, f16 or bf16.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
     pub store: String,
+    /// A band-extension model folder to put after the generator: it is copied into the new
+    /// folder's `band_extension/`, and the folder then hands out audio at its rate times
+    /// `--band-extension-factor`.
+    #[arg(long, requires = "band_extension_factor")]
+    pub band_extension: Option<PathBuf>,
+    /// The band-extension stage's upsampling factor.
+    #[arg(long, requires = "band_extension")]
+    pub band_extension_factor: Option<usize>,
 }
 
 /// Runs the command.
@@ -40,7 +51,16 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             args.output.display()
         );
     }
-    let config = FolderConfig::read(&args.config)?;
+    let mut config = FolderConfig::read(&args.config)?;
+    if let (Some(dir), Some(factor)) = (&args.band_extension, args.band_extension_factor) {
+        // Checked before anything is written: the folder loads and serves the factor.
+        let model = BandExtension::load(dir)
+            .with_context(|| format!("loading band-extension folder {}", dir.display()))?;
+        Stage::new(model, factor)
+            .with_context(|| format!("band-extension folder {}", dir.display()))?;
+        config.band_extension = Some(BandExtensionStage { factor });
+        config.validate(&args.config)?;
+    }
     let device = adiff_core::device::parse_device(&args.device)?;
     let store = match args.store.as_str() {
         "f16" => candle_core::DType::F16,
@@ -49,6 +69,15 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     };
     let folder =
         adiff_core::models::convert_to(&args.checkpoint, config, &args.output, &device, store)?;
+    if let Some(dir) = &args.band_extension {
+        let sub = args.output.join(BAND_EXTENSION_DIR);
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        for f in [CONFIG_FILE, WEIGHTS_FILE] {
+            std::fs::copy(dir.join(f), sub.join(f)).with_context(|| {
+                format!("copying {} into {}", dir.join(f).display(), sub.display())
+            })?;
+        }
+    }
     println!(
         "wrote model folder {} ({:?}, {} parameters)",
         args.output.display(),

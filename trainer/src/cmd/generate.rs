@@ -3,6 +3,7 @@
 use super::audio::{from_model, write_output, Layout};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
+use adiff_core::models::bandext::stage::Stage;
 use adiff_core::{NoiseSource, SeededNoise};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -36,6 +37,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "generating")?;
+    let stage = Stage::load(&dir, &cfg)
+        .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let unit = m.config().unet.total_factor();
     let want = match args.seconds {
         Some(s) if s.is_finite() && s > 0.0 => (s * cfg.sample_rate as f64).round() as usize,
@@ -64,7 +67,11 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         )
         .context("generating")?;
     bar.finish_and_clear();
-    let clip = from_model(&y.narrow(2, 0, want)?, Layout::Native, cfg.sample_rate)?;
+    let mut clip = from_model(&y.narrow(2, 0, want)?, Layout::Native, cfg.sample_rate)?;
+    if let Some(stage) = &stage {
+        // The fill continues the same seeded stream.
+        clip = stage.apply(&clip, &mut noise).context("band-extending")?;
+    }
     let written = write_output(&args.output, &clip, args.out_rate)?;
     println!(
         "wrote {} ({} Hz, {:.2} s)",

@@ -58,6 +58,13 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         cfg.window_length,
         cfg.window_length as f64 / cfg.sample_rate as f64
     );
+    if let Some(stage) = cfg.band_extension {
+        println!(
+            "band-extension stage (band_extension/): x{} to {} Hz",
+            stage.factor,
+            cfg.output_rate()
+        );
+    }
     println!(
         "parameters: {} ({:.2} M)",
         folder.parameter_count(),

@@ -7,6 +7,7 @@
 
 pub mod equalize;
 pub mod fit;
+pub mod stage;
 pub mod stft;
 pub mod synth;
 

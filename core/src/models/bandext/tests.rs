@@ -117,3 +117,68 @@ fn folder_round_trip_and_unknown_factor() {
         .is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A generator's band-extension stage: the folder field round-trips and is checked, a missing
+/// sub-folder is named, an unserved factor is refused, and the stage gives exactly what the model
+/// gives (factor times the samples, at factor times the rate).
+#[test]
+fn generator_stage_loads_from_its_sub_folder_and_upsamples_by_its_factor() {
+    use crate::models::folder::{BandExtensionStage, FolderConfig, ModelKind, BAND_EXTENSION_DIR};
+    use stage::Stage;
+    let mut fitter = Fitter::new(BandExtConfig {
+        factors: vec![4],
+        phase_iters: 0,
+        ..Default::default()
+    });
+    fitter.add(&tilted(2, 3)).unwrap();
+    let model = fitter.finish().unwrap();
+    let dir = std::env::temp_dir().join(format!("adiff-stage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kwargs = serde_json::json!({"in_channels": 1});
+    let mut cfg = FolderConfig::new(ModelKind::AudioDiffusionModel, kwargs, 12_000, 1, 4096);
+    assert!(Stage::load(&dir, &cfg).unwrap().is_none());
+    assert_eq!(cfg.output_rate(), 12_000);
+    cfg.band_extension = Some(BandExtensionStage { factor: 4 });
+    assert_eq!(cfg.output_rate(), 48_000);
+    let p = dir.join("config.json");
+    cfg.write(&p).unwrap();
+    assert_eq!(FolderConfig::read(&p).unwrap(), cfg);
+    let err = Stage::load(&dir, &cfg).unwrap_err().to_string();
+    assert!(err.contains(BAND_EXTENSION_DIR), "{err}");
+    model.save(dir.join(BAND_EXTENSION_DIR)).unwrap();
+    let stage = Stage::load(&dir, &cfg).unwrap().unwrap();
+    assert_eq!(stage.factor(), 4);
+    let lo = sinc_down(&tilted(1, 8), 4).unwrap();
+    let clip = AudioClip::new(12_000, vec![lo.clone()]).unwrap();
+    let out = stage.apply(&clip, &mut SeededNoise::new(2)).unwrap();
+    assert_eq!((out.sample_rate(), out.len()), (48_000, lo.len() * 4));
+    // The stage is the saved model (f32 weights) applied by factor 4, nothing else.
+    let saved = BandExtension::load(dir.join(BAND_EXTENSION_DIR)).unwrap();
+    let direct = saved
+        .upsample_signal(&lo, 4, &mut SeededNoise::new(2))
+        .unwrap();
+    assert!(
+        out.channels()[0] == direct,
+        "the stage differs from its model"
+    );
+    // A factor the model does not serve, a factor out of range, a stage on a non-generator.
+    cfg.band_extension = Some(BandExtensionStage { factor: 2 });
+    assert!(Stage::load(&dir, &cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("not 2"));
+    cfg.band_extension = Some(BandExtensionStage { factor: 1 });
+    assert!(cfg
+        .validate(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("band_extension.factor"));
+    cfg.band_extension = Some(BandExtensionStage { factor: 4 });
+    cfg.kind = ModelKind::AudioDiffusionUpsampler;
+    assert!(cfg
+        .validate(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("band_extension"));
+    std::fs::remove_dir_all(&dir).ok();
+}
