@@ -4,7 +4,10 @@
 
 use adiff_core::audio::{read_audio, write_wav, AudioClip, WavEncoding};
 use adiff_core::models::folder::{FolderConfig, ModelFolder, ModelKind};
-use adiff_core::models::{AudioDiffusionUpsampler, AudioDiffusionUpsamplerConfig};
+use adiff_core::models::{
+    AudioDiffusionModel, AudioDiffusionModelConfig, AudioDiffusionUpsampler,
+    AudioDiffusionUpsamplerConfig,
+};
 use adiff_core::Compat;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -344,4 +347,91 @@ fn convert_turns_a_checkpoint_and_config_into_a_model_folder() {
     }
     // The output folder now exists and is not empty: a second conversion is refused.
     assert_refused(&adiff(&args), "not empty");
+}
+
+/// A tiny generator (random weights) at 12 kHz, saved as a model folder.
+fn tiny_generator(dir: &Path) {
+    let kwargs = serde_json::json!({
+        "in_channels": 1, "channels": 8, "patch_factor": 2, "multipliers": [1, 2], "factors": [2],
+        "num_blocks": [1], "attentions": [0, 0], "resnet_groups": 4
+    });
+    let cfg = AudioDiffusionModelConfig::from_kwargs(&kwargs).unwrap();
+    let varmap = VarMap::new();
+    AudioDiffusionModel::new(
+        &cfg,
+        Compat::Fixed,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let config = FolderConfig::new(ModelKind::AudioDiffusionModel, kwargs, 12_000, 1, 2048);
+    ModelFolder::new(config, tensors)
+        .unwrap()
+        .save(dir)
+        .unwrap();
+}
+
+#[test]
+fn a_generator_converted_with_a_band_extension_stage_generates_at_its_output_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    tiny_generator(&src);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/upsampler");
+    let (w, c) = (src.join("model.safetensors"), src.join("config.json"));
+    let out = dir.path().join("staged");
+    let convert = |out: &Path, factor: &str| {
+        adiff(&[
+            "convert",
+            w.to_str().unwrap(),
+            "--config",
+            c.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--band-extension",
+            shipped.to_str().unwrap(),
+            "--band-extension-factor",
+            factor,
+        ])
+    };
+    // A factor the band-extension model does not serve: refused before anything is written.
+    let bad = dir.path().join("bad");
+    assert_refused(&convert(&bad, "3"), "not 3");
+    assert!(!bad.exists());
+    let o = convert(&out, "4");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = FolderConfig::read(&out.join("config.json")).unwrap();
+    assert_eq!(cfg.output_rate(), 48_000);
+    let wav = dir.path().join("g.wav");
+    let o = adiff(&[
+        "generate",
+        "--model",
+        out.to_str().unwrap(),
+        "--seconds",
+        "0.5",
+        "--steps",
+        "3",
+        "-o",
+        wav.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clip = read_audio(&wav).unwrap();
+    // 0.5 s at the network's 12 kHz (6,000 samples), then x4 by the stage.
+    assert_eq!((clip.sample_rate(), clip.len()), (48_000, 24_000));
+    // Without its sub-folder the folder is refused with the missing path named.
+    std::fs::remove_dir_all(out.join("band_extension")).unwrap();
+    let o = adiff(&[
+        "generate",
+        "--model",
+        out.to_str().unwrap(),
+        "-o",
+        wav.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("band_extension"), "{}", stderr(&o));
 }
