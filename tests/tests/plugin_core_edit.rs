@@ -133,3 +133,50 @@ fn a_cancelled_inpaint_reports_cancelled() {
     );
     assert_eq!(calls, 1, "stopped at the first step");
 }
+
+/// A low-rate generator with a band-extension stage (the shipped upsampler's folder copied in):
+/// Generate, Inpaint and Continue hand back audio at the stage's output rate, `factor` times the
+/// frames, and the stage adds content above the network's Nyquist frequency.
+#[test]
+fn a_band_extension_stage_brings_every_mode_to_the_output_rate() {
+    use adiff_core::models::folder::{BandExtensionStage, FolderConfig, BAND_EXTENSION_DIR};
+    let dir = std::env::temp_dir().join(format!("adiff-core-stage-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join(BAND_EXTENSION_DIR)).expect("temp dir");
+    tiny_generator(&dir);
+    let cfg_path = dir.join("config.json");
+    let mut cfg = FolderConfig::read(&cfg_path).expect("config");
+    cfg.band_extension = Some(BandExtensionStage { factor: 4 });
+    cfg.write(&cfg_path).expect("writes");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/upsampler");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(shipped.join(f), dir.join(BAND_EXTENSION_DIR).join(f)).expect("copies");
+    }
+    let mut r = CoreRenderer::load(&dir).expect("loads the folder");
+    assert_eq!(r.sample_rate(), f64::from(RATE));
+    let out_rate = f64::from(RATE * 4);
+    let g = r
+        .generate(1200, &settings(1), &mut |_| true)
+        .expect("generates");
+    assert_eq!((g.rate, g.len()), (out_rate, 4800));
+    let x = clip();
+    let i = r
+        .inpaint(&x, 200, 400, &settings(2), &mut |_| true)
+        .expect("inpaints");
+    assert_eq!((i.rate, i.len()), (out_rate, 4 * x.len()));
+    let c = r
+        .continue_clip(&x, 300, &settings(3), &mut |_| true)
+        .expect("continues");
+    assert_eq!((c.rate, c.len()), (out_rate, 4 * (x.len() + 300)));
+    // Above the network's Nyquist (RATE / 2) the stage put energy: the generated clip minus its
+    // own sinc band-limit to RATE is not silent.
+    use adiff_core::models::bandext::{sinc_down, sinc_up};
+    let up = sinc_up(&sinc_down(g.channel(0), 4).expect("down"), 4).expect("up");
+    let hf: f64 = g
+        .channel(0)
+        .iter()
+        .zip(&up)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    assert!(hf > 1e-6, "no energy above the network's band: {hf}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -423,6 +423,52 @@ fn a_generator_converted_with_a_band_extension_stage_generates_at_its_output_rat
     let clip = read_audio(&wav).unwrap();
     // 0.5 s at the network's 12 kHz (6,000 samples), then x4 by the stage.
     assert_eq!((clip.sample_rate(), clip.len()), (48_000, 24_000));
+    // Inpaint and continue: outside the regenerated span (and its 10 ms fades) the 48 kHz input
+    // comes back sample for sample, full band; the network's band is only in the new audio.
+    let input = dir.path().join("in.wav");
+    let x = sine_clip(48_000, 1, 0.25);
+    write_wav(&input, &x, WavEncoding::Float32).unwrap();
+    let inp = dir.path().join("inpainted.wav");
+    let o = adiff(&[
+        "inpaint",
+        input.to_str().unwrap(),
+        "-o",
+        inp.to_str().unwrap(),
+        "--start",
+        "0.1",
+        "--end",
+        "0.15",
+        "--steps",
+        "3",
+        "--model",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y = read_audio(&inp).unwrap();
+    assert_eq!((y.sample_rate(), y.len()), (48_000, x.len()));
+    let (a, b, fade) = (4_800, 7_200, 480);
+    let (xs, ys) = (&x.channels()[0], &y.channels()[0]);
+    assert_eq!(&ys[..a - fade], &xs[..a - fade]);
+    assert_eq!(&ys[b + fade..], &xs[b + fade..]);
+    assert!(ys[a..b].iter().zip(&xs[a..b]).any(|(p, q)| p != q));
+    let cont = dir.path().join("continued.wav");
+    let o = adiff(&[
+        "continue",
+        input.to_str().unwrap(),
+        "-o",
+        cont.to_str().unwrap(),
+        "--spans",
+        "1",
+        "--steps",
+        "3",
+        "--model",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y = read_audio(&cont).unwrap();
+    // One span of half the 2,048-sample window at 12 kHz is 4,096 samples at 48 kHz.
+    assert_eq!((y.sample_rate(), y.len()), (48_000, x.len() + 4_096));
+    assert_eq!(&y.channels()[0][..x.len() - fade], &xs[..x.len() - fade]);
     // Without its sub-folder the folder is refused with the missing path named.
     std::fs::remove_dir_all(out.join("band_extension")).unwrap();
     let o = adiff(&[

@@ -10,6 +10,7 @@ pub mod rate;
 pub mod read;
 pub mod sinc;
 pub mod spectrogram;
+pub mod splice;
 pub mod stft;
 pub mod windows;
 pub mod write;

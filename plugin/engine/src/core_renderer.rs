@@ -160,6 +160,27 @@ impl CoreRenderer {
         y.map_err(|e| core(&self.path, e))
     }
 
+    /// A low-rate generator's output through its band-extension stage (to its output rate; the
+    /// worker resamples to the host), or `out` unchanged for a model without one. Inpaint and
+    /// Continue get the stage over the whole clip: the renderer sees the captured clip only at the
+    /// network's rate.
+    fn staged(&self, out: AudioBuf, noise: &mut SeededNoise) -> Result<AudioBuf> {
+        let Some(stage) = &self.stage else {
+            return Ok(out);
+        };
+        let mut up = |c: usize| {
+            stage
+                .apply_signal(out.channel(c), noise)
+                .map_err(|e| core(&self.path, e))
+        };
+        let (left, right) = (up(0)?, up(1)?);
+        Ok(AudioBuf::from_channels(
+            left,
+            right,
+            self.sample_rate() * stage.factor() as f64,
+        ))
+    }
+
     fn unsupported(&self, mode: &'static str) -> EngineError {
         EngineError::Render {
             mode,
@@ -199,21 +220,7 @@ impl Renderer for CoreRenderer {
             m.sample(&start, &sampling, &mut noise, on_step)
         })?;
         let out = self.from_tensor(&y, self.sample_rate())?;
-        let Some(stage) = &self.stage else {
-            return Ok(out);
-        };
-        // A low-rate generator: the band-extension stage brings it to its output rate.
-        let mut up = |c: usize| {
-            stage
-                .apply_signal(out.channel(c), &mut noise)
-                .map_err(|e| core(&self.path, e))
-        };
-        let (left, right) = (up(0)?, up(1)?);
-        Ok(AudioBuf::from_channels(
-            left,
-            right,
-            self.sample_rate() * stage.factor() as f64,
-        ))
+        self.staged(out, &mut noise)
     }
 
     fn upsample(
@@ -277,7 +284,7 @@ impl Renderer for CoreRenderer {
         let y = self.stepped(progress, |on_step| {
             m.inpaint_span(&x, (start, end), &sampling, 1, &mut noise, on_step)
         })?;
-        let mut out = self.from_tensor(&y, self.sample_rate())?;
+        let mut out = self.staged(self.from_tensor(&y, self.sample_rate())?, &mut noise)?;
         out.anchor = clip.anchor;
         Ok(out)
     }
@@ -300,7 +307,7 @@ impl Renderer for CoreRenderer {
             m.continuation(&x, window, frames.max(1), &sampling, &mut noise, on_step)
         })?;
         let y = Tensor::cat(&[&x, &new], 2).map_err(|e| core(&self.path, e.into()))?;
-        let mut out = self.from_tensor(&y, self.sample_rate())?;
+        let mut out = self.staged(self.from_tensor(&y, self.sample_rate())?, &mut noise)?;
         out.anchor = clip.anchor;
         Ok(out)
     }

@@ -52,6 +52,11 @@ pub fn from_model(y: &Tensor, layout: Layout, rate: u32) -> Result<AudioClip> {
     }
 }
 
+/// Crossfade length where generated audio meets restored input: 10 ms at `rate`.
+pub fn seam(rate: u32) -> usize {
+    (rate / 100) as usize
+}
+
 /// The clip at `rate` (unchanged when it already is).
 pub fn at_rate(clip: &AudioClip, rate: u32) -> Result<AudioClip> {
     Ok(resample_clip(clip, rate)?)

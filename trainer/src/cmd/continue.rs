@@ -1,9 +1,12 @@
 //! `adiff continue`: extend a clip span by span (`SpanBySpanComposer`): each span inpaints the
 //! second half of a window whose first half is the music so far.
 
-use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::audio::{at_rate, from_model, read_input, seam, to_model, write_output};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
+use super::upsample::exact_length;
+use adiff_core::audio::splice::restore_known;
+use adiff_core::models::bandext::stage::Stage;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -41,6 +44,8 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "continuing")?;
+    let stage = Stage::load(&dir, &cfg)
+        .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let clip = at_rate(&input, cfg.sample_rate)?;
     let window = cfg.window_length;
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
@@ -59,10 +64,23 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
         .context("continuing")?;
     bar.finish_and_clear();
     let y = Tensor::cat(&[&x, &new], 2)?;
-    let out = at_rate(
-        &from_model(&y, layout, cfg.sample_rate)?,
-        input.sample_rate(),
-    )?;
+    let mut out = from_model(&y, layout, cfg.sample_rate)?;
+    if let Some(stage) = &stage {
+        out = stage.apply(&out, &mut noise).context("band-extending")?;
+    }
+    let mut out = at_rate(&out, input.sample_rate())?;
+    if stage.is_some() {
+        // The input itself, full band, then the continuation.
+        let n = input.len();
+        let len = out.len().max(n);
+        out = restore_known(
+            &input,
+            &exact_length(&out, len)?,
+            n,
+            n,
+            seam(input.sample_rate()),
+        )?;
+    }
     let written = write_output(&args.output, &out, args.out_rate)?;
     println!(
         "wrote {} ({} Hz, {:.2} s)",

@@ -1,9 +1,12 @@
 //! `adiff inpaint`: regenerate a time span of a clip with a generator model (RePaint-style
 //! inpainting through the ADPM2 sampler, `DiffusionInpainter`).
 
-use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::audio::{at_rate, from_model, read_input, seam, to_model, write_output};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
 use super::model;
+use super::upsample::exact_length;
+use adiff_core::audio::splice::restore_known;
+use adiff_core::models::bandext::stage::Stage;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
@@ -62,6 +65,8 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "inpainting")?;
+    let stage = Stage::load(&dir, &cfg)
+        .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let clip = at_rate(&input, cfg.sample_rate)?;
     let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
@@ -80,10 +85,24 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         .context("inpainting")?;
     bar.finish_and_clear();
     let y = y.to_dtype(DType::F32)?;
-    let out = at_rate(
-        &from_model(&y, layout, cfg.sample_rate)?,
-        input.sample_rate(),
-    )?;
+    let mut out = from_model(&y, layout, cfg.sample_rate)?;
+    if let Some(stage) = &stage {
+        out = stage.apply(&out, &mut noise).context("band-extending")?;
+    }
+    let mut out = at_rate(&out, input.sample_rate())?;
+    if stage.is_some() {
+        // The network's band only inside the span: the rest is the input, full band.
+        let r = input.sample_rate() as f64;
+        let (a, b) = ((args.start * r) as usize, (args.end * r).ceil() as usize);
+        let out_len = input.len();
+        out = restore_known(
+            &input,
+            &exact_length(&out, out_len)?,
+            a,
+            b,
+            seam(input.sample_rate()),
+        )?;
+    }
     let written = write_output(&args.output, &out, args.out_rate)?;
     println!(
         "wrote {} ({} Hz, {:.2} s)",
