@@ -1,9 +1,8 @@
 //! Tiny random-weight model folders for the cross-crate tests (`config.json` + `model.safetensors`).
 
 use adiff_core::models::folder::{FolderConfig, ModelFolder, ModelKind};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Builds a model with `build` on fresh PyTorch-initialised weights and saves them with a config
@@ -17,14 +16,8 @@ pub fn save_random_folder(
 ) {
     let varmap = VarMap::new();
     build(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).expect("model");
-    let tensors: HashMap<String, Tensor> = {
-        let data = varmap.data().lock().expect("weights");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect()
-    };
     let config = FolderConfig::new(kind, kwargs, rate, channels, window);
-    ModelFolder::new(config, tensors)
+    ModelFolder::from_varmap(config, &varmap)
         .expect("folder")
         .save(dir)
         .expect("saves");

@@ -47,21 +47,24 @@ fn tiny_upsampler(dir: &Path) {
     });
     let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(&kwargs).unwrap();
     let varmap = VarMap::new();
-    AudioDiffusionUpsampler::new(
-        &cfg,
-        Compat::Fixed,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    let config = FolderConfig::new(ModelKind::AudioDiffusionUpsampler, kwargs, 16_000, 1, 2048);
-    ModelFolder::new(config, tensors)
+    AudioDiffusionUpsampler::new(&cfg, Compat::Fixed, vb(&varmap)).unwrap();
+    save(
+        dir,
+        ModelKind::AudioDiffusionUpsampler,
+        kwargs,
+        16_000,
+        &varmap,
+    );
+}
+
+fn vb(varmap: &VarMap) -> VarBuilder<'static> {
+    VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
+}
+
+/// Saves the weights of `varmap` as a model folder (mono, window 2,048).
+fn save(dir: &Path, kind: ModelKind, kwargs: serde_json::Value, rate: u32, varmap: &VarMap) {
+    let config = FolderConfig::new(kind, kwargs, rate, 1, 2048);
+    ModelFolder::from_varmap(config, varmap)
         .unwrap()
         .save(dir)
         .unwrap();
@@ -357,24 +360,8 @@ fn tiny_generator(dir: &Path) {
     });
     let cfg = AudioDiffusionModelConfig::from_kwargs(&kwargs).unwrap();
     let varmap = VarMap::new();
-    AudioDiffusionModel::new(
-        &cfg,
-        Compat::Fixed,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    let config = FolderConfig::new(ModelKind::AudioDiffusionModel, kwargs, 12_000, 1, 2048);
-    ModelFolder::new(config, tensors)
-        .unwrap()
-        .save(dir)
-        .unwrap();
+    AudioDiffusionModel::new(&cfg, Compat::Fixed, vb(&varmap)).unwrap();
+    save(dir, ModelKind::AudioDiffusionModel, kwargs, 12_000, &varmap);
 }
 
 #[test]

@@ -8,9 +8,8 @@ use adiff_core::models::{
     AudioDiffusionModelConfig,
 };
 use adiff_core::Compat;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -47,15 +46,8 @@ fn save(
 ) {
     let varmap = VarMap::new();
     build(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu));
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
     let config = FolderConfig::new(kind, kwargs, 8000, 1, window);
-    ModelFolder::new(config, tensors)
+    ModelFolder::from_varmap(config, &varmap)
         .unwrap()
         .save(dir)
         .unwrap();

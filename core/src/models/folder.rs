@@ -304,6 +304,19 @@ impl ModelFolder {
         })
     }
 
+    /// A folder from a config and the variables of `varmap` as they are now (a model built on it,
+    /// freshly initialised or trained).
+    pub fn from_varmap(config: FolderConfig, varmap: &candle_nn::VarMap) -> Result<Self> {
+        let tensors: HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::input("varmap", "its lock is poisoned"))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        Self::new(config, tensors)
+    }
+
     /// Loads `dir/config.json` and `dir/model.safetensors` onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if !dir.is_dir() {

@@ -8,7 +8,6 @@ use adiff_core::models::{FolderConfig, ModelFolder};
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use candle_nn::VarMap;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Shortest signal drawn as a spectrogram (zero-padded up to it).
@@ -49,14 +48,7 @@ pub fn write_samples(
 
 /// Saves the variables of `ema` as the model folder `dir` with header `cfg`.
 pub fn export(ema: &VarMap, cfg: &FolderConfig, dir: &Path) -> Result<()> {
-    let tensors: HashMap<String, Tensor> = ema
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("EMA weights are poisoned"))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    ModelFolder::new(cfg.clone(), tensors)?
+    ModelFolder::from_varmap(cfg.clone(), ema)?
         .save(dir)
         .with_context(|| format!("exporting to {}", dir.display()))?;
     Ok(())
