@@ -58,9 +58,10 @@ impl AttentionBase {
         let (q, k, v) = (split_heads(q, h)?, split_heads(k, h)?, split_heads(v, h)?);
         let fast = [&q, &k, &v]
             .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
         let out = if fast {
-            // f32 CPU inference: the crate's tiled kernel (online f32 softmax, no score matrix).
+            // f32 on the CPU: the crate's tiled kernel (online f32 softmax, no score matrix kept;
+            // its backward recomputes the scores).
             crate::ops::attention(&q, &k, &v, self.scale)?
         } else {
             let sim = (q.matmul(&k.t()?.contiguous()?)? * self.scale)?;
