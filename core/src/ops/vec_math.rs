@@ -48,7 +48,9 @@ fn affine_act_body(src: &[f32], dst: &mut [f32], a: f32, b: f32, silu: bool) {
 
 #[inline(always)]
 fn shifted_sums_body(src: &[f32], shift: f32) -> (f64, f64) {
-    const LANES: usize = 16;
+    // 64 lanes: four independent vector accumulators per sum, so the adds do not wait on each
+    // other's latency.
+    const LANES: usize = 64;
     const BLOCK: usize = 1024;
     let (mut sum, mut sq) = (0f64, 0f64);
     for block in src.chunks(BLOCK) {
@@ -129,7 +131,8 @@ pub(crate) struct GnRow {
 
 #[inline(always)]
 fn gn_bwd_sums_body(x: &[f32], dy: &[f32], g: GnRow) -> (f64, f64) {
-    const LANES: usize = 16;
+    // Two independent vector accumulators per sum (see `shifted_sums_body`).
+    const LANES: usize = 32;
     const BLOCK: usize = 1024;
     let (mut s1, mut s2) = (0f64, 0f64);
     for (xb, db) in x.chunks(BLOCK).zip(dy.chunks(BLOCK)) {
