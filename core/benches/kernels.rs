@@ -118,10 +118,41 @@ fn bench_group_norm(c: &mut Criterion) {
     g.finish();
 }
 
+/// (name, batch x heads, tokens, head features): the attention of the training bench's small
+/// config (levels of 1024 and 256 tokens) and of the default config at 2^18 samples.
+const ATTENTIONS: &[(&str, usize, usize, usize)] = &[
+    ("bh16_n1024_d32", 16, 1024, 32),
+    ("bh16_n256_d32", 16, 256, 32),
+    ("bh8_n256_d64", 8, 256, 64),
+];
+
+fn bench_attention(c: &mut Criterion) {
+    let mut g = c.benchmark_group("attention");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(name, bh, n, d) in ATTENTIONS {
+        let (q, k, v) = (
+            rand(&[bh, n, d], 1.0).expect("q"),
+            rand(&[bh, n, d], 1.0).expect("k"),
+            rand(&[bh, n, d], 1.0).expect("v"),
+        );
+        let scale = 1.0 / (d as f64).sqrt();
+        // Two matrix products of n x n x d multiply-accumulates per head.
+        g.throughput(Throughput::Elements((4 * bh * n * n * d) as u64));
+        g.bench_function(BenchmarkId::new("adiff", name), |bn| {
+            bn.iter(|| ops::attention(&q, &k, &v, scale).expect("attention"))
+        });
+        g.bench_function(BenchmarkId::new("candle", name), |bn| {
+            bn.iter(|| ops::attention_stock(&q, &k, &v, scale).expect("attention"))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_conv1d,
     bench_conv_transpose1d,
-    bench_group_norm
+    bench_group_norm,
+    bench_attention
 );
 criterion_main!(benches);

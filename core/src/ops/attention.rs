@@ -159,12 +159,94 @@ struct Head<'a> {
     scale: f32,
 }
 
+/// Query rows of one register tile (the scores' and the value products' row count).
+const R: usize = 4;
+/// Features of one register tile of the value products.
+const F: usize = 32;
+
+/// `s[r][j] = scale · q[rows[r]]·k[j0 + j]` for the `R` rows of a tile (rows past the block end
+/// repeat the last row; their scores are not used): `R x KB` accumulators, one broadcast of q and
+/// one shared load of the transposed keys per feature.
+#[inline(always)]
+fn score_tile(h: &Head, rows: [usize; R], kt: &[f32], s: &mut [[f32; KB]; R]) {
+    *s = [[0f32; KB]; R];
+    for dd in 0..h.d {
+        let Ok(kv) = <&[f32; KB]>::try_from(&kt[dd * KB..(dd + 1) * KB]) else {
+            continue;
+        };
+        for r in 0..R {
+            let qv = h.q[rows[r] * h.d + dd] * h.scale;
+            for j in 0..KB {
+                s[r][j] += qv * kv[j];
+            }
+        }
+    }
+}
+
+/// `acc[rows] += p[rows] · v[j0 .. j0 + kb]` over features `f0 .. f0 + F`: `R x F` accumulators,
+/// one shared load of values per key.
+#[inline(always)]
+fn value_tile(
+    h: &Head,
+    p: &[[f32; KB]; R],
+    j0: usize,
+    kb: usize,
+    f0: usize,
+    acc: &mut [[f32; F]; R],
+) {
+    for j in 0..kb {
+        let Ok(vv) = <&[f32; F]>::try_from(&h.v[(j0 + j) * h.d + f0..][..F]) else {
+            continue;
+        };
+        for r in 0..R {
+            let pj = p[r][j];
+            for f in 0..F {
+                acc[r][f] += pj * vv[f];
+            }
+        }
+    }
+}
+
+/// Lanes of the row reductions: independent accumulators, so that they vectorise (a float sum or
+/// max in one running value is a dependent chain the compiler may not reorder).
+const L: usize = 16;
+
+#[inline(always)]
+fn lane_max(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; L];
+    let mut it = x.chunks_exact(L);
+    for c in &mut it {
+        for l in 0..L {
+            m[l] = m[l].max(c[l]);
+        }
+    }
+    let tail = it
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    m.iter().copied().fold(tail, f32::max)
+}
+
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut s = [0f32; L];
+    let mut it = x.chunks_exact(L);
+    for c in &mut it {
+        for l in 0..L {
+            s[l] += c[l];
+        }
+    }
+    it.remainder().iter().sum::<f32>() + s.iter().sum::<f32>()
+}
+
 #[inline(always)]
 fn head_body(h: &Head, out: &mut [f32]) {
     let (n, m, d) = (h.n, h.m, h.d);
+    // Transposed key block kt[dd][j] = k[j0 + j][dd]; zero past the block's last key.
     let mut kt = vec![0f32; d * KB];
-    let mut s = vec![0f32; QB * KB];
     let mut acc = vec![0f32; QB * d];
+    let mut p = [[0f32; KB]; R];
     let (mut run_max, mut run_sum) = ([f32::NEG_INFINITY; QB], [0f32; QB]);
     for i0 in (0..n).step_by(QB) {
         let qb = QB.min(n - i0);
@@ -173,43 +255,59 @@ fn head_body(h: &Head, out: &mut [f32]) {
         run_sum.fill(0.0);
         for j0 in (0..m).step_by(KB) {
             let kb = KB.min(m - j0);
-            // Transposed key block kt[dd][j] = k[j0 + j][dd].
+            if kb < KB {
+                kt.fill(0.0);
+            }
             for j in 0..kb {
                 for dd in 0..d {
                     kt[dd * KB + j] = h.k[(j0 + j) * d + dd];
                 }
             }
-            // Scores s[i][j] = scale · q[i]·k[j], accumulated along keys.
-            for i in 0..qb {
-                let row = &mut s[i * KB..i * KB + kb];
-                row.fill(0.0);
-                for dd in 0..d {
-                    let qv = h.q[(i0 + i) * d + dd] * h.scale;
-                    for (sj, &kv) in row.iter_mut().zip(&kt[dd * KB..dd * KB + kb]) {
-                        *sj += qv * kv;
+            for r0 in (0..qb).step_by(R) {
+                let rows: [usize; R] = std::array::from_fn(|r| i0 + (r0 + r).min(qb - 1));
+                score_tile(h, rows, &kt, &mut p);
+                let live = R.min(qb - r0);
+                // Online softmax per row: rescale what was accumulated when the running max grows.
+                for (r, row) in p.iter_mut().enumerate().take(live) {
+                    let i = r0 + r;
+                    let row = &mut row[..kb];
+                    let new_max = run_max[i].max(lane_max(row));
+                    let corr = exp_approx(run_max[i] - new_max);
+                    // A loop without a reduction in it, so that the exponentials vectorise.
+                    for v in row.iter_mut() {
+                        *v = exp_approx(*v - new_max);
+                    }
+                    let block_sum = lane_sum(row);
+                    run_sum[i] = run_sum[i] * corr + block_sum;
+                    run_max[i] = new_max;
+                    for x in &mut acc[i * d..(i + 1) * d] {
+                        *x *= corr;
                     }
                 }
-            }
-            // Online softmax: rescale what was accumulated when the running max grows.
-            for i in 0..qb {
-                let row = &mut s[i * KB..i * KB + kb];
-                let block_max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let new_max = run_max[i].max(block_max);
-                let corr = exp_approx(run_max[i] - new_max);
-                let mut block_sum = 0f32;
-                for p in row.iter_mut() {
-                    *p = exp_approx(*p - new_max);
-                    block_sum += *p;
+                // Rows past the block end get zero weights (their accumulators are not written).
+                for row in p.iter_mut().skip(live) {
+                    row.fill(0.0);
                 }
-                run_sum[i] = run_sum[i] * corr + block_sum;
-                run_max[i] = new_max;
-                let a = &mut acc[i * d..(i + 1) * d];
-                for x in a.iter_mut() {
-                    *x *= corr;
+                let mut f0 = 0;
+                while f0 + F <= d {
+                    let mut t = [[0f32; F]; R];
+                    for r in 0..live {
+                        t[r].copy_from_slice(&acc[(r0 + r) * d + f0..][..F]);
+                    }
+                    value_tile(h, &p, j0, kb, f0, &mut t);
+                    for r in 0..live {
+                        acc[(r0 + r) * d + f0..][..F].copy_from_slice(&t[r]);
+                    }
+                    f0 += F;
                 }
-                for (j, &p) in row.iter().enumerate() {
-                    for (x, &vv) in a.iter_mut().zip(&h.v[(j0 + j) * d..(j0 + j + 1) * d]) {
-                        *x += p * vv;
+                // Features past the last full tile.
+                for r in 0..live {
+                    let a = &mut acc[(r0 + r) * d..(r0 + r + 1) * d];
+                    for (j, &pj) in p[r][..kb].iter().enumerate() {
+                        let vrow = &h.v[(j0 + j) * d..(j0 + j + 1) * d];
+                        for (x, &vv) in a[f0..].iter_mut().zip(&vrow[f0..]) {
+                            *x += pj * vv;
+                        }
                     }
                 }
             }
