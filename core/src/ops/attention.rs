@@ -13,7 +13,7 @@
 use super::isa::Isa;
 use super::vec_math::{exp_approx, par_chunks_mut};
 use super::{f32_slice, fast_path_ok};
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// Query rows per block.
 const QB: usize = 16;
@@ -134,18 +134,153 @@ impl CustomOp3 for AttentionOp {
         let (q, k, v) = (q.detach(), k.detach(), v.detach());
         let (out, dout) = (out.detach(), dout.detach().contiguous()?);
         let r = q.rank();
-        let scale = f64::from(self.scale);
-        let s = (q.matmul(&k.transpose(r - 2, r - 1)?.contiguous()?)? * scale)?;
-        let p = candle_nn::ops::softmax_last_dim(&s)?;
-        drop(s);
+        let rows = RowOp {
+            scale: self.scale,
+            isa: self.isa,
+        };
+        // P = softmax(scale · q·kᵀ) in one pass over the products.
+        let p = q
+            .matmul(&k.transpose(r - 2, r - 1)?.contiguous()?)?
+            .apply_op1_no_bwd(&rows)?;
         let dv = p.transpose(r - 2, r - 1)?.contiguous()?.matmul(&dout)?;
         let dp = dout.matmul(&v.transpose(r - 2, r - 1)?.contiguous()?)?;
-        let row = (&dout * &out)?.sum_keepdim(r - 1)?;
-        let ds = (p * dp.broadcast_sub(&row)?)?;
-        let dq = (ds.matmul(&k)? * scale)?;
-        let dk = (ds.transpose(r - 2, r - 1)?.contiguous()?.matmul(&q)? * scale)?;
+        let row = (&dout * &out)?.sum_keepdim(r - 1)?.contiguous()?;
+        // dS · scale = scale · P ∘ (dP − rowsum(dO ∘ O)), one pass.
+        let ds = p.apply_op3_no_bwd(&dp, &row, &rows)?;
+        let dq = ds.matmul(&k)?;
+        let dk = ds.transpose(r - 2, r - 1)?.contiguous()?.matmul(&q)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
+}
+
+/// The backward's row passes over a `(…, n, m)` score matrix: as a one-input op,
+/// `P = softmax(scale · S)` per row; as a three-input op `(P, dP, D (…, n, 1))`,
+/// `scale · P ∘ (dP − D)` per row.
+struct RowOp {
+    scale: f32,
+    isa: Isa,
+}
+
+impl CustomOp1 for RowOp {
+    fn name(&self) -> &'static str {
+        "adiff-attention-softmax"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut y = f32_slice(st, l)?.to_vec();
+        let m = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let (scale, isa) = (self.scale, self.isa);
+        par_chunks_mut(&mut y, m * ROWS_PER_TASK, |_, rows| {
+            for row in rows.chunks_mut(m) {
+                match isa {
+                    // SAFETY: the feature set each function is compiled for is checked first.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 if isa.is_supported() => unsafe { softmax_row_avx512(row, scale) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 if isa.is_supported() => unsafe { softmax_row_avx2(row, scale) },
+                    _ => softmax_row_body(row, scale),
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+}
+
+impl CustomOp3 for RowOp {
+    fn name(&self) -> &'static str {
+        "adiff-attention-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ps: &CpuStorage,
+        pl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (p, d) = (f32_slice(ps, pl)?, f32_slice(ds, dl)?);
+        let mut g = f32_slice(gs, gl)?.to_vec();
+        let m = pl.shape().dims().last().copied().unwrap_or(1).max(1);
+        if pl.shape() != gl.shape() || d.len() * m != p.len() {
+            bail!(
+                "adiff attention backward: P {:?}, dP {:?}, D {:?}",
+                pl.shape(),
+                gl.shape(),
+                dl.shape()
+            );
+        }
+        let (scale, isa) = (self.scale, self.isa);
+        par_chunks_mut(&mut g, m * ROWS_PER_TASK, |task, rows| {
+            for (i, row) in rows.chunks_mut(m).enumerate() {
+                let at = task * ROWS_PER_TASK + i;
+                let (pr, di) = (&p[at * m..(at + 1) * m], d[at]);
+                match isa {
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 if isa.is_supported() => unsafe {
+                        softmax_grad_row_avx512(pr, row, di, scale)
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 if isa.is_supported() => unsafe {
+                        softmax_grad_row_avx2(pr, row, di, scale)
+                    },
+                    _ => softmax_grad_row_body(pr, row, di, scale),
+                }
+            }
+        });
+        Ok((CpuStorage::F32(g), pl.shape().clone()))
+    }
+}
+
+/// Score rows per parallel task of the row passes.
+const ROWS_PER_TASK: usize = 16;
+
+#[inline(always)]
+fn softmax_row_body(row: &mut [f32], scale: f32) {
+    for v in row.iter_mut() {
+        *v *= scale;
+    }
+    let mx = lane_max(row);
+    for v in row.iter_mut() {
+        *v = exp_approx(*v - mx);
+    }
+    let inv = 1.0 / lane_sum(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[inline(always)]
+fn softmax_grad_row_body(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
+    for (gv, &pv) in g.iter_mut().zip(p) {
+        *gv = scale * pv * (*gv - d);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_row_avx512(row: &mut [f32], scale: f32) {
+    softmax_row_body(row, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_row_avx2(row: &mut [f32], scale: f32) {
+    softmax_row_body(row, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_grad_row_avx512(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
+    softmax_grad_row_body(p, g, d, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_grad_row_avx2(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
+    softmax_grad_row_body(p, g, d, scale)
 }
 
 /// One head's inputs: `q (n, d)`, `k (m, d)`, `v (m, d)`, row-major.
