@@ -59,7 +59,9 @@ mod tests {
         let dir = models.join("generator");
         let (cfg, _) =
             super::super::model::load_generator(&dir, &candle_core::Device::Cpu, "a test").unwrap();
-        assert_eq!(cfg.sample_rate, 48_000);
+        // It hands out 48 kHz audio (a lower-rate network takes its band-extension stage there).
+        assert_eq!(cfg.output_rate(), 48_000);
+        adiff_core::models::bandext::stage::Stage::load(&dir, &cfg).unwrap();
         for i in 0..8 {
             assert!(dir.join(format!("samples/sample-{i}.png")).is_file());
         }
