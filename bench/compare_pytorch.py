@@ -44,6 +44,8 @@ CONVTS = [
     ("k4s2_c512_t64", 512, 64, 512, 4, 2, 1),
 ]
 NORMS = [("c128_t16384_g8", 128, 16384, 8), ("c8_t262144_g1", 8, 262144, 1), ("c512_t1024_g8", 512, 1024, 8)]
+# (bench id, batch x heads, tokens, head features): softmax(q kᵀ / √d) v as the reference computes it.
+ATTENTIONS = [("bh16_n1024_d32", 16, 1024, 32), ("bh16_n256_d32", 16, 256, 32), ("bh8_n256_d64", 8, 256, 64)]
 
 DEFAULT_UNET = dict(
     in_channels=1, channels=128, patch_blocks=1, patch_factor=16, multipliers=[1, 2, 4, 4, 4, 4, 4],
@@ -104,6 +106,11 @@ def pytorch_times(repeat, threads, only):
                 x, w, b = torch.randn(1, c, t), torch.randn(c), torch.randn(c)
                 sc, sh = torch.randn(1, c, 1) * 0.5, torch.randn(1, c, 1) * 0.5
                 out[key] = timeit(lambda: F.silu(F.group_norm(x, g, w, b, 1e-5) * (sc + 1) + sh), repeat)
+        for name, bh, n, d in ATTENTIONS:
+            key = f"attention/{name}"
+            if want(key):
+                q, k, v = (torch.rand(bh, n, d) * 2 - 1 for _ in range(3))
+                out[key] = timeit(lambda: torch.softmax(q @ k.transpose(-1, -2) * d ** -0.5, dim=-1) @ v, repeat)
 
     from audio_diffusion_pytorch import UNet1d
     from audio_diffusion_pytorch.diffusion import AEulerSampler, VDiffusion, VDistribution
