@@ -303,10 +303,10 @@ const F: usize = 32;
 /// repeat the last row; their scores are not used): `R x KB` accumulators, one broadcast of q and
 /// one shared load of the transposed keys per feature.
 #[inline(always)]
-fn score_tile(h: &Head, rows: [usize; R], kt: &[f32], s: &mut [[f32; KB]; R]) {
+fn score_tile(h: &Head, rows: [usize; R], kt: &[f32], ldk: usize, s: &mut [[f32; KB]; R]) {
     *s = [[0f32; KB]; R];
     for dd in 0..h.d {
-        let Ok(kv) = <&[f32; KB]>::try_from(&kt[dd * KB..(dd + 1) * KB]) else {
+        let Ok(kv) = <&[f32; KB]>::try_from(&kt[dd * ldk..dd * ldk + KB]) else {
             continue;
         };
         for r in 0..R {
@@ -378,8 +378,15 @@ fn lane_sum(x: &[f32]) -> f32 {
 #[inline(always)]
 fn head_body(h: &Head, out: &mut [f32]) {
     let (n, m, d) = (h.n, h.m, h.d);
-    // Transposed key block kt[dd][j] = k[j0 + j][dd]; zero past the block's last key.
-    let mut kt = vec![0f32; d * KB];
+    // The head's keys transposed once, kt[dd][j] = k[j][dd], rows padded with zeros to whole key
+    // blocks (a per-block transpose cost two scalar moves per score).
+    let ldk = m.div_ceil(KB) * KB;
+    let mut kt = vec![0f32; d * ldk];
+    for j in 0..m {
+        for dd in 0..d {
+            kt[dd * ldk + j] = h.k[j * d + dd];
+        }
+    }
     let mut acc = vec![0f32; QB * d];
     let mut p = [[0f32; KB]; R];
     let (mut run_max, mut run_sum) = ([f32::NEG_INFINITY; QB], [0f32; QB]);
@@ -390,17 +397,9 @@ fn head_body(h: &Head, out: &mut [f32]) {
         run_sum.fill(0.0);
         for j0 in (0..m).step_by(KB) {
             let kb = KB.min(m - j0);
-            if kb < KB {
-                kt.fill(0.0);
-            }
-            for j in 0..kb {
-                for dd in 0..d {
-                    kt[dd * KB + j] = h.k[(j0 + j) * d + dd];
-                }
-            }
             for r0 in (0..qb).step_by(R) {
                 let rows: [usize; R] = std::array::from_fn(|r| i0 + (r0 + r).min(qb - 1));
-                score_tile(h, rows, &kt, &mut p);
+                score_tile(h, rows, &kt[j0..], ldk, &mut p);
                 let live = R.min(qb - r0);
                 // Online softmax per row: rescale what was accumulated when the running max grows.
                 for (r, row) in p.iter_mut().enumerate().take(live) {
