@@ -14,4 +14,4 @@ pub use cancel::{CancelFlag, Progress};
 pub use composer::{sequential_mask, SpanBySpanComposer};
 pub use inpainter::DiffusionInpainter;
 pub use sampler::DiffusionSampler;
-pub use windowed::{sample_in_windows, WindowedStep, OVERLAP_DIVISOR};
+pub use windowed::{sample_in_windows, WindowJob, WindowedStep, OVERLAP_DIVISOR};

@@ -33,25 +33,35 @@ impl WindowedStep {
     }
 }
 
+/// The work [`sample_in_windows`] does per window: `job(piece, noise, on_step)` samples one
+/// piece with the shared noise stream, reporting each step to `on_step` (the front ends' windowed
+/// helpers take the same bound).
+pub trait WindowJob:
+    FnMut(&Tensor, &mut SeededNoise, &mut dyn FnMut(&StepInfo) -> ControlFlow<()>) -> Result<Tensor>
+{
+}
+
+impl<F> WindowJob for F where
+    F: FnMut(
+        &Tensor,
+        &mut SeededNoise,
+        &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
+    ) -> Result<Tensor>
+{
+}
+
 /// Runs `job(piece, noise, on_step)` over `x (batch, channels, length)` in windows of `window`
 /// input samples, each producing `window * scale` samples, with one [`SeededNoise`] stream from
 /// `seed`. `progress` sees every step of every window; its `Break` is passed on to the job's
 /// sampler, which stops with [`crate::Error::Cancelled`].
-pub fn sample_in_windows<F>(
+pub fn sample_in_windows<F: WindowJob>(
     x: &Tensor,
     window: usize,
     scale: usize,
     seed: u64,
     mut progress: impl FnMut(&WindowedStep) -> ControlFlow<()>,
     mut job: F,
-) -> Result<Tensor>
-where
-    F: FnMut(
-        &Tensor,
-        &mut SeededNoise,
-        &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
-    ) -> Result<Tensor>,
-{
+) -> Result<Tensor> {
     let window = window.max(1);
     let mut noise = SeededNoise::new(seed);
     process_in_windows(

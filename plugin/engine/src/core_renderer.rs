@@ -10,7 +10,7 @@ use adiff_core::models::bandext::stage::Stage;
 use adiff_core::models::folder::{FolderConfig, SamplerSetting};
 use adiff_core::models::sampling::{sampler_from, schedule_from, Sampling};
 use adiff_core::models::AnyModel;
-use adiff_core::pipeline::sample_in_windows;
+use adiff_core::pipeline::{sample_in_windows, WindowJob};
 use adiff_core::sampler::StepInfo;
 use adiff_core::SeededNoise;
 use candle_core::{Device, Tensor};
@@ -101,7 +101,7 @@ impl CoreRenderer {
 
     /// Runs `job` over windows of `window` input samples (adiff-core's `sample_in_windows`, as
     /// the command line does), reporting progress over all windows; a `false` cancels.
-    fn windowed<F>(
+    fn windowed<F: WindowJob>(
         &self,
         x: &Tensor,
         window: usize,
@@ -109,14 +109,7 @@ impl CoreRenderer {
         seed: u64,
         progress: Progress<'_>,
         job: F,
-    ) -> Result<Tensor>
-    where
-        F: FnMut(
-            &Tensor,
-            &mut SeededNoise,
-            &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
-        ) -> adiff_core::Result<Tensor>,
-    {
+    ) -> Result<Tensor> {
         let mut cancelled = false;
         let y = sample_in_windows(
             x,

@@ -2,9 +2,7 @@
 //! `sample_in_windows`, shared with the plugin) and one progress bar.
 
 use super::common::step_bar;
-use adiff_core::pipeline::sample_in_windows;
-use adiff_core::sampler::StepInfo;
-use adiff_core::SeededNoise;
+use adiff_core::pipeline::{sample_in_windows, WindowJob};
 use anyhow::Result;
 use candle_core::Tensor;
 use std::ops::ControlFlow;
@@ -12,21 +10,14 @@ use std::ops::ControlFlow;
 /// Runs `job(piece, noise, on_step)` over `x (batch, channels, length)` in windows of `window`
 /// input samples (overlap `window / 8`, crossfaded), each producing `window * scale` samples,
 /// with a progress bar over all steps of all windows.
-pub fn windowed<F>(
+pub fn windowed<F: WindowJob>(
     x: &Tensor,
     window: usize,
     scale: usize,
     seed: u64,
     what: &str,
     job: F,
-) -> Result<Tensor>
-where
-    F: FnMut(
-        &Tensor,
-        &mut SeededNoise,
-        &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
-    ) -> adiff_core::Result<Tensor>,
-{
+) -> Result<Tensor> {
     let bar = step_bar(0, what);
     let y = sample_in_windows(
         x,
