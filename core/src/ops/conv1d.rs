@@ -173,7 +173,9 @@ impl CustomOp3 for Conv1dOp {
                 run(&conv, self.isa)
             }
         };
-        let y = if direct {
+        let y = if !bf16 && super::winograd::applies(ci, co, k, s, t_out) {
+            super::winograd::conv3(x, w, bias, (b, ci, t), co, p, self.isa)?
+        } else if direct {
             run_on(x)?
         } else {
             with_phase_split(x, (b, ci, t), s, p, m, run_on)?
@@ -198,15 +200,24 @@ impl CustomOp3 for Conv1dOp {
         if back < 0 || back as usize > t {
             bail!("adiff conv1d backward: cannot map length {t_out} back to {t}");
         }
-        let gx = super::conv_transpose1d::conv_transpose1d_with(
-            grad,
-            w,
-            None,
-            s,
-            p,
-            t - back as usize,
-            self.isa,
-        )?;
+        let (ci, co) = (w.dim(1)?, w.dim(0)?);
+        let gx = if s == 1 && p < k && super::winograd::applies(co, ci, k, s, t) {
+            // A stride-1 convolution's input gradient is the convolution of the output gradient
+            // with the kernel transposed and reversed, padded by k - 1 - p: again kernel 3.
+            let rev = Tensor::from_vec(vec![2u32, 1, 0], 3, w.device())?;
+            let wt = w.transpose(0, 1)?.contiguous()?.index_select(&rev, 2)?;
+            conv1d_with(grad, &wt, None, 1, k - 1 - p, self.isa)?
+        } else {
+            super::conv_transpose1d::conv_transpose1d_with(
+                grad,
+                w,
+                None,
+                s,
+                p,
+                t - back as usize,
+                self.isa,
+            )?
+        };
         // dL/dw[o, c, j] = Σ_b Σ_t grad[b, o, t] · x_padded[b, c, t·s + j].
         let gw = conv1d_weight_grad(x, grad, k, s, p, self.isa)?;
         let gb = bias_grad(grad, self.isa)?;

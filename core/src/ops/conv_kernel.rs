@@ -24,7 +24,7 @@ use candle_core::{bail, Result};
 pub(crate) const W_MAX: usize = 64;
 
 /// Bytes of weights one tap chunk may hold (sized to stay in a 32 KiB L1 beside the inputs).
-const WEIGHT_CHUNK_BYTES: usize = 16 * 1024;
+pub(crate) const WEIGHT_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Output samples per task along time.
 const TIME_RANGE: usize = 256;
@@ -69,15 +69,18 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
 /// A micro-kernel: accumulates `NR` rows x `W` samples of output over `taps`, reading the weight of
 /// row `r`, tap `i` at `w[r * ldw + i]`. `bias` non-null: start from `bias[0..NR]`; null: start
 /// from the values already in `y` (row stride `ldy`).
-type Micro<T> = unsafe fn(&[usize], *const T, *const T, usize, *mut f32, usize, *const f32);
+pub(crate) type Micro<T> =
+    unsafe fn(&[usize], *const T, *const T, usize, *mut f32, usize, *const f32);
 
-struct Spec<T> {
-    nr: usize,
-    w: usize,
-    micro: Micro<T>,
+pub(crate) struct Spec<T> {
+    /// Output rows per call.
+    pub nr: usize,
+    /// Output samples per call.
+    pub w: usize,
+    pub micro: Micro<T>,
 }
 
-fn spec(isa: Isa) -> Spec<f32> {
+pub(crate) fn spec(isa: Isa) -> Spec<f32> {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Spec {
@@ -100,7 +103,7 @@ fn spec(isa: Isa) -> Spec<f32> {
 }
 
 /// A raw pointer shared by the tasks of a parallel section, each of which writes a disjoint part.
-struct SharedPtr(*mut f32);
+pub(crate) struct SharedPtr(pub *mut f32);
 impl Clone for SharedPtr {
     fn clone(&self) -> Self {
         *self

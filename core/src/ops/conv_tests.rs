@@ -32,7 +32,7 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<(f32, f32)> {
 /// Applies `f` to each batch item and concatenates. candle 0.11's stock `conv_transpose1d` with
 /// padding 0 and output_padding 0 (its col2im path) is wrong for every batch item after the
 /// first (measured: max error 2.2 on a (2, 3, 9) input), so references are built item by item.
-fn per_item(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+pub(crate) fn per_item(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
     let items = (0..x.dim(0)?)
         .map(|i| f(&x.narrow(0, i, 1)?))
         .collect::<Result<Vec<_>>>()?;

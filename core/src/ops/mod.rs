@@ -20,11 +20,14 @@ mod conv_wgrad;
 pub mod group_norm;
 pub mod isa;
 mod vec_math;
+mod winograd;
 
 #[cfg(test)]
 mod conv_tests;
 #[cfg(test)]
 mod group_norm_tests;
+#[cfg(test)]
+mod winograd_tests;
 
 pub use attention::{attention, attention_stock, attention_with};
 pub use conv1d::{conv1d, conv1d_stock, conv1d_with};

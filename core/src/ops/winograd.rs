@@ -1,0 +1,413 @@
+//! Kernel-3, stride-1 convolutions by Winograd's minimal filtering F(4, 3).
+//!
+//! Four outputs of a 3-tap correlation, `y[4j + i] = Σ_k g[k]·d[4j + i + k]`, are
+//! `Aᵀ [(G g) ∘ (Bᵀ d)]` over the six inputs `d[4j .. 4j + 6]`, with the interpolation points
+//! 0, ±1, ±2 and ∞ (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+//!
+//! ```text
+//!        | 4  0 -5  0  1  0 |        | 1/4    0     0   |        | 1  1  1  1  1  0 |
+//!        | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6 |   Aᵀ = | 0  1 -1  2 -2  0 |
+//!   Bᵀ = | 0  4 -4 -1  1  0 |    G = | -1/6   1/6  -1/6 |        | 0  1  1  4  4  0 |
+//!        | 0 -2 -1  2  1  0 |        | 1/24  1/12  1/6  |        | 0  1 -1  8 -8  1 |
+//!        | 0  2 -1 -2  1  0 |        | 1/24 -1/12  1/6  |
+//!        | 0  4  0 -5  0  1 |        | 0      0     1   |
+//! ```
+//!
+//! Summed over input channels, each of the six transformed points is an independent matrix
+//! product `M_ξ[o, j] = Σ_c U_ξ[o, c]·V_ξ[c, j]` with `U = G g` and `V = Bᵀ d`: six 1x1
+//! convolutions over a quarter of the time steps, run by the tap-list micro-kernels of
+//! [`super::conv_kernel`]. That is 6/4 = 1.5 multiply-adds per output and input channel instead of
+//! the direct form's 3. The transforms are O(input + output) and vectorise.
+//!
+//! Rounding: the transforms multiply values by at most 8 and the products are f32 sums over
+//! `ci` terms as in the direct form; the tests bound the difference to the direct convolution.
+
+#![allow(unsafe_code)]
+
+use super::conv_kernel::{round_up, spec, SharedPtr, Spec, WEIGHT_CHUNK_BYTES};
+use super::isa::Isa;
+use super::vec_math::par_chunks_mut;
+use candle_core::Result;
+
+/// Input and output channels below which the direct kernel stays faster (the transforms are
+/// memory-bound; the products must dominate them).
+const MIN_CHANNELS: usize = 32;
+
+/// Output samples below which the direct kernel stays faster: the weight transform (six times the
+/// weights) outweighs the saved products (1024 -> 512 ch: 1.87 vs 2.03 ms at 128 samples, 0.94 vs
+/// 0.71 ms at 64).
+const MIN_T_OUT: usize = 128;
+
+/// Whether a convolution of this geometry takes the Winograd path: kernel 3, stride 1, enough
+/// channels and samples, and not switched off with `ADIFF_WINOGRAD=0`.
+pub(crate) fn applies(ci: usize, co: usize, k: usize, stride: usize, t_out: usize) -> bool {
+    k == 3
+        && stride == 1
+        && ci >= MIN_CHANNELS
+        && co >= MIN_CHANNELS
+        && t_out >= MIN_T_OUT
+        && enabled()
+}
+
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("ADIFF_WINOGRAD").as_deref().map(str::trim),
+            Ok("0") | Ok("off")
+        )
+    })
+}
+
+/// Tiles per task along time, at most.
+const TILE_RANGE: usize = 256;
+
+/// Bytes of transformed inputs (all six points, all channels) one tile range may span, so that
+/// the row blocks after the first read them from L2.
+const V_BLOCK_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// The transformed inputs of the last call on this thread (warm pages for the next one).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// One task's six products (a pool thread's).
+    static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `y[b, o, t] = bias[o] + Σ_c Σ_{k<3} w[o, c, k]·x_pad[b, c, t + k]` for `t < t + 2·pad - 2`, where
+/// `x_pad` is `x [b, ci, t]` with `pad` zeros on each side: PyTorch's `conv1d(x, w, bias,
+/// padding = pad)` for `w [co, ci, 3]`. Returns `[b][co][t_out]`.
+pub(crate) fn conv3(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    (b, ci, t): (usize, usize, usize),
+    co: usize,
+    pad: usize,
+    isa: Isa,
+) -> Result<Vec<f32>> {
+    let t_out = (t + 2 * pad).saturating_sub(2);
+    if x.len() != b * ci * t || w.len() != co * ci * 3 || bias.len() != co || t_out == 0 {
+        candle_core::bail!(
+            "adiff winograd conv: input [{b}, {ci}, {t}], {} weights, {} biases, padding {pad} do not fit",
+            w.len(),
+            bias.len()
+        );
+    }
+    let tiles = t_out.div_ceil(4);
+    let Spec { nr, w: wd, micro } = spec(isa);
+    if !isa.is_supported() || nr > 16 {
+        candle_core::bail!("adiff ops: this CPU cannot run {isa:?} kernels");
+    }
+    // Tiles are packed in panels of wd: V[b, ξ, panel, c, 0..wd], so that a micro-kernel call
+    // streams one contiguous ci x wd panel.
+    let nb = tiles.div_ceil(wd);
+    let cols = nb * wd;
+
+    // U_ξ[o, c] = (G g)[ξ] with g = w[o, c, ..], stored [ξ][out_pad][ldu] with zero padding rows;
+    // a row stride of a multiple of 512 bytes would map every row to the same cache sets.
+    let out_pad = round_up(co, nr);
+    let ldu = if (ci * 4) % 512 == 0 { ci + 16 } else { ci };
+    let mut u = vec![0f32; 6 * out_pad * ldu];
+    par_chunks_mut(&mut u, ldu, |row, dst| {
+        let (xi, o) = (row / out_pad, row % out_pad);
+        if o < co {
+            transform_weights(isa, xi, &w[o * ci * 3..][..ci * 3], &mut dst[..ci]);
+        }
+    });
+
+    let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let v_len = b * 6 * ci * cols;
+    if v.len() < v_len {
+        v.resize(v_len, 0.0);
+    }
+    // V[b, ξ, panel, c, i] = (Bᵀ d)[ξ] with d = x_pad[b, c, 4j .. 4j + 6], j = panel·wd + i.
+    let vp = SharedPtr(v.as_mut_ptr());
+    let panels = Panels {
+        count: nb,
+        width: wd,
+        stride: ci * wd,
+        xi_stride: nb * ci * wd,
+    };
+    candle_core::utils::barrier_pool().execute_chunked(b * ci, |rows| {
+        let vp = vp;
+        for row in rows {
+            let (bi, c) = (row / ci, row % ci);
+            // SAFETY: row (bi, c) of every panel of batch item bi lies inside V's b·6·ci·cols
+            // values, and only this task writes it.
+            unsafe {
+                let dst = vp.0.add(bi * 6 * ci * cols + c * wd);
+                transform_input(isa, &x[row * t..][..t], pad, panels, dst);
+            }
+        }
+    });
+
+    // Tasks: (batch item, tile range, row block), row blocks fastest so that one thread's
+    // consecutive tasks read the same transformed inputs (sized to stay in L2). Each computes
+    // the six products of its nr x range tile into a thread-local buffer, then applies Aᵀ and
+    // writes its outputs.
+    let range = (V_BLOCK_BYTES / (24 * ci) / wd * wd).clamp(wd, round_up(TILE_RANGE, wd));
+    let range = range.min(round_up(tiles, wd));
+    let n_cb = out_pad / nr;
+    let n_tr = tiles.div_ceil(range);
+    let offsets: Vec<usize> = (0..ci).map(|c| c * wd).collect();
+    let tap_chunk = (WEIGHT_CHUNK_BYTES / (nr * 4)).max(1);
+    let zeros = [0f32; 16];
+    let mut y: Vec<f32> = Vec::with_capacity(b * co * t_out);
+    let yp = SharedPtr(y.as_mut_ptr());
+    let vs = &v[..v_len];
+    candle_core::utils::barrier_pool().execute_chunked(b * n_tr * n_cb, |tasks| {
+        let yp = yp;
+        PRODUCTS.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.resize(6 * nr * range, 0.0);
+            for task in tasks {
+                let cb = task % n_cb;
+                let tr = (task / n_cb) % n_tr;
+                let bi = task / (n_cb * n_tr);
+                let (j0, j1) = (tr * range, ((tr + 1) * range).min(tiles));
+                for xi in 0..6 {
+                    for c0 in (0..ci).step_by(tap_chunk) {
+                        let c1 = (c0 + tap_chunk).min(ci);
+                        // SAFETY: panel p of (bi, ξ) holds ci x wd values at
+                        // ((bi·6 + ξ)·nb + p)·ci·wd, p < nb, and the taps read c·wd .. c·wd + wd
+                        // for c < ci; U holds out_pad rows of ldu >= ci values per ξ; the product
+                        // buffer holds 6 x nr x range values and j - j0 + wd <= range (range is a
+                        // multiple of wd). The first tap chunk starts every product from zero.
+                        // `isa` was checked.
+                        unsafe {
+                            let ub = u.as_ptr().add((xi * out_pad + cb * nr) * ldu + c0);
+                            let mb = buf.as_mut_ptr().add(xi * nr * range);
+                            let start = if c0 == 0 {
+                                zeros.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            };
+                            let mut j = j0;
+                            while j < j1 {
+                                let panel = ((bi * 6 + xi) * nb + j / wd) * ci * wd;
+                                micro(
+                                    &offsets[c0..c1],
+                                    vs.as_ptr().add(panel),
+                                    ub,
+                                    ldu,
+                                    mb.add(j - j0),
+                                    range,
+                                    start,
+                                );
+                                j += wd;
+                            }
+                        }
+                    }
+                }
+                let (t0, t1) = (4 * j0, (4 * j1).min(t_out));
+                for r in 0..nr.min(co - cb * nr) {
+                    let o = cb * nr + r;
+                    let ms: [&[f32]; 6] =
+                        std::array::from_fn(|xi| &buf[(xi * nr + r) * range..][..j1 - j0]);
+                    // SAFETY: row (bi, o) of y, samples t0..t1 < t_out: this task alone writes them.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            yp.0.add((bi * co + o) * t_out + t0),
+                            t1 - t0,
+                        )
+                    };
+                    transform_output(isa, ms, bias[o], dst);
+                }
+            }
+        });
+    });
+    SCRATCH.with(|s| *s.borrow_mut() = v);
+    // SAFETY: the tasks cover every (batch, row block, tile range), so all outputs were written.
+    unsafe { y.set_len(b * co * t_out) };
+    Ok(y)
+}
+
+fn transform_weights(isa: Isa, xi: usize, w: &[f32], dst: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is only Avx512 / Avx2 where the caller's kernel run checked support.
+        Isa::Avx512 => unsafe { weights_avx512(xi, w, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { weights_avx2(xi, w, dst) },
+        _ => weights_body(xi, w, dst),
+    }
+}
+
+/// # Safety
+/// As for [`input_body`].
+unsafe fn transform_input(isa: Isa, x: &[f32], pad: usize, panels: Panels, dst: *mut f32) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `transform_weights`; the writes are the caller's contract.
+        Isa::Avx512 => unsafe { input_avx512(x, pad, panels, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { input_avx2(x, pad, panels, dst) },
+        _ => unsafe { input_body(x, pad, panels, dst) },
+    }
+}
+
+fn transform_output(isa: Isa, ms: [&[f32]; 6], bias: f32, dst: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `transform_weights`.
+        Isa::Avx512 => unsafe { output_avx512(ms, bias, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { output_avx2(ms, bias, dst) },
+        _ => output_body(ms, bias, dst),
+    }
+}
+
+/// Defines AVX-512 and AVX2+FMA copies of a transform body, so that its plain loops vectorise to
+/// the instruction set's width.
+macro_rules! isa_copies {
+    ($body:ident => $avx512:ident, $avx2:ident ($($a:ident: $t:ty),*)) => {
+        /// # Safety
+        /// The CPU must support AVX-512F.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx512($($a: $t),*) {
+            $body($($a),*)
+        }
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2($($a: $t),*) {
+            $body($($a),*)
+        }
+    };
+}
+
+isa_copies!(weights_body => weights_avx512, weights_avx2 (xi: usize, w: &[f32], dst: &mut [f32]));
+isa_copies!(output_body => output_avx512, output_avx2 (ms: [&[f32]; 6], bias: f32, dst: &mut [f32]));
+
+/// Row `xi` of G: the weights of `g[0..3]` in `U_ξ`.
+const G: [[f32; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `dst[c] = G[xi] · w[3c .. 3c + 3]`.
+#[inline(always)]
+fn weights_body(xi: usize, w: &[f32], dst: &mut [f32]) {
+    let [a, b, c] = G[xi];
+    for (d, g) in dst.iter_mut().zip(w.chunks_exact(3)) {
+        *d = a * g[0] + b * g[1] + c * g[2];
+    }
+}
+
+thread_local! {
+    /// One zero-padded input row.
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Where the transformed inputs of one (batch item, channel) row go: value (ξ, panel p, i) at
+/// `ξ·xi_stride + p·stride + i` from the row's start, for `count` panels of `width` tiles.
+#[derive(Clone, Copy)]
+struct Panels {
+    count: usize,
+    width: usize,
+    stride: usize,
+    xi_stride: usize,
+}
+
+/// Writes `Bᵀ d` for every tile `j = p·width + i` of the panels, with `d = x_pad[4j .. 4j + 6]`
+/// and `x_pad` = `x` zero-padded by `pad` on the left and past its end (so tiles past the output
+/// are zeros).
+///
+/// # Safety
+/// Every position `dst + ξ·xi_stride + p·stride + i` (ξ < 6, p < count, i < width) must be valid
+/// for writes, and written by no one else meanwhile.
+#[inline(always)]
+unsafe fn input_body(x: &[f32], pad: usize, panels: Panels, dst: *mut f32) {
+    let Panels {
+        count,
+        width,
+        stride,
+        xi_stride,
+    } = panels;
+    ROW.with(|row| {
+        let mut xp = row.borrow_mut();
+        let len = 4 * count * width + 4;
+        if xp.len() < len {
+            xp.resize(len, 0.0);
+        }
+        let xp = &mut xp[..len];
+        let i0 = pad.min(len);
+        let n = x.len().min(len - i0);
+        xp[..i0].fill(0.0);
+        xp[i0..i0 + n].copy_from_slice(&x[..n]);
+        xp[i0 + n..].fill(0.0);
+        for p in 0..count {
+            // SAFETY: tile p·width + i reads xp[4(p·width + i) .. + 6] <= 4·count·width + 2 <
+            // len; the writes are the caller's contract.
+            unsafe {
+                let xs = xp.as_ptr().add(4 * p * width);
+                let dp = dst.add(p * stride);
+                for i in 0..width {
+                    let d = xs.add(4 * i);
+                    let (d0, d1, d2, d3, d4, d5) =
+                        (*d, *d.add(1), *d.add(2), *d.add(3), *d.add(4), *d.add(5));
+                    let (p, q) = (d1 - d3, d1 - d2);
+                    *dp.add(i) = 4.0 * d0 - 5.0 * d2 + d4;
+                    *dp.add(xi_stride + i) = -4.0 * (d1 + d2) + d3 + d4;
+                    *dp.add(2 * xi_stride + i) = 4.0 * q - d3 + d4;
+                    *dp.add(3 * xi_stride + i) = -2.0 * p - d2 + d4;
+                    *dp.add(4 * xi_stride + i) = 2.0 * p - d2 + d4;
+                    *dp.add(5 * xi_stride + i) = 4.0 * d1 - 5.0 * d3 + d5;
+                }
+            }
+        }
+    });
+}
+
+/// AVX-512 copy of [`input_body`].
+///
+/// # Safety
+/// The CPU must support AVX-512F; the rest as for [`input_body`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_avx512(x: &[f32], pad: usize, panels: Panels, dst: *mut f32) {
+    unsafe { input_body(x, pad, panels, dst) }
+}
+
+/// AVX2+FMA copy of [`input_body`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the rest as for [`input_body`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn input_avx2(x: &[f32], pad: usize, panels: Panels, dst: *mut f32) {
+    unsafe { input_body(x, pad, panels, dst) }
+}
+
+/// `dst[4j + i] = bias + (Aᵀ m_j)[i]` for `4j + i < dst.len()`, with `m_j[ξ] = ms[ξ][j]`.
+#[inline(always)]
+fn output_body(ms: [&[f32]; 6], bias: f32, dst: &mut [f32]) {
+    let tiles = dst.len().div_ceil(4);
+    assert!(ms.iter().all(|r| r.len() >= tiles));
+    let tile = |j: usize| {
+        // SAFETY: callers pass j < tiles <= every row's length (asserted above).
+        let [m0, m1, m2, m3, m4, m5] = ms.map(|r| unsafe { *r.get_unchecked(j) });
+        let (a, b, c, d) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        [
+            bias + m0 + a + c,
+            bias + b + 2.0 * d,
+            bias + a + 4.0 * c,
+            bias + b + 8.0 * d + m5,
+        ]
+    };
+    let full = dst.len() / 4;
+    for (j, out) in dst.chunks_exact_mut(4).enumerate() {
+        out.copy_from_slice(&tile(j));
+    }
+    if full < tiles {
+        let rest = &mut dst[4 * full..];
+        let n = rest.len();
+        rest.copy_from_slice(&tile(full)[..n]);
+    }
+}
