@@ -26,17 +26,15 @@
 
 use super::conv_kernel::{round_up, spec, SharedPtr, Spec, WEIGHT_CHUNK_BYTES};
 use super::isa::Isa;
-use super::vec_math::par_chunks_mut;
 use candle_core::Result;
 
 /// Input and output channels below which the direct kernel stays faster (the transforms are
 /// memory-bound; the products must dominate them).
 const MIN_CHANNELS: usize = 32;
 
-/// Output samples below which the direct kernel stays faster: the weight transform (six times the
-/// weights) outweighs the saved products (1024 -> 512 ch: 1.87 vs 2.03 ms at 128 samples, 0.94 vs
-/// 0.71 ms at 64).
-const MIN_T_OUT: usize = 128;
+/// Output samples below which the direct kernel stays faster: a 32-tile panel holds 128 outputs,
+/// so shorter rows compute padding (512 ch: 0.43 vs 0.53 ms at 32 samples, 0.43 vs 0.69 at 64).
+const MIN_T_OUT: usize = 32;
 
 /// Whether a convolution of this geometry takes the Winograd path: kernel 3, stride 1, enough
 /// channels and samples, and not switched off with `ADIFF_WINOGRAD=0`.
@@ -69,6 +67,8 @@ const V_BLOCK_BYTES: usize = 1 << 20;
 thread_local! {
     /// The transformed inputs of the last call on this thread (warm pages for the next one).
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// One task's transformed weights (a pool thread's).
+    static WEIGHTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// One task's six products (a pool thread's).
     static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -103,17 +103,12 @@ pub(crate) fn conv3(
     let nb = tiles.div_ceil(wd);
     let cols = nb * wd;
 
-    // U_ξ[o, c] = (G g)[ξ] with g = w[o, c, ..], stored [ξ][out_pad][ldu] with zero padding rows;
-    // a row stride of a multiple of 512 bytes would map every row to the same cache sets.
+    // Each task transforms its own nr output rows' weights, U_ξ[o, c] = (G g)[ξ] with
+    // g = w[o, c, ..], into a thread-local [ξ][nr][ldu] block right before its products: no
+    // full-size U (six times the weights) is written and read back. A row stride of a multiple
+    // of 512 bytes would map every row to the same cache sets.
     let out_pad = round_up(co, nr);
     let ldu = if (ci * 4) % 512 == 0 { ci + 16 } else { ci };
-    let mut u = vec![0f32; 6 * out_pad * ldu];
-    par_chunks_mut(&mut u, ldu, |row, dst| {
-        let (xi, o) = (row / out_pad, row % out_pad);
-        if o < co {
-            transform_weights(isa, xi, &w[o * ci * 3..][..ci * 3], &mut dst[..ci]);
-        }
-    });
 
     let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let v_len = b * 6 * ci * cols;
@@ -160,11 +155,24 @@ pub(crate) fn conv3(
         PRODUCTS.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.resize(6 * nr * range, 0.0);
+            let mut u = WEIGHTS.with(|u| std::mem::take(&mut *u.borrow_mut()));
+            u.resize(6 * nr * ldu, 0.0);
             for task in tasks {
                 let cb = task % n_cb;
                 let tr = (task / n_cb) % n_tr;
                 let bi = task / (n_cb * n_tr);
                 let (j0, j1) = (tr * range, ((tr + 1) * range).min(tiles));
+                // Rows past co (a ragged last block) keep stale values: their products are
+                // never transformed out.
+                let rows = nr.min(co - cb * nr);
+                transform_weights(
+                    isa,
+                    &w[cb * nr * ci * 3..][..rows * ci * 3],
+                    ci,
+                    nr,
+                    ldu,
+                    &mut u,
+                );
                 for xi in 0..6 {
                     for c0 in (0..ci).step_by(tap_chunk) {
                         let c1 = (c0 + tap_chunk).min(ci);
@@ -175,7 +183,7 @@ pub(crate) fn conv3(
                         // multiple of wd). The first tap chunk starts every product from zero.
                         // `isa` was checked.
                         unsafe {
-                            let ub = u.as_ptr().add((xi * out_pad + cb * nr) * ldu + c0);
+                            let ub = u.as_ptr().add(xi * nr * ldu + c0);
                             let mb = buf.as_mut_ptr().add(xi * nr * range);
                             let start = if c0 == 0 {
                                 zeros.as_ptr()
@@ -200,7 +208,7 @@ pub(crate) fn conv3(
                     }
                 }
                 let (t0, t1) = (4 * j0, (4 * j1).min(t_out));
-                for r in 0..nr.min(co - cb * nr) {
+                for r in 0..rows {
                     let o = cb * nr + r;
                     let ms: [&[f32]; 6] =
                         std::array::from_fn(|xi| &buf[(xi * nr + r) * range..][..j1 - j0]);
@@ -214,6 +222,7 @@ pub(crate) fn conv3(
                     transform_output(isa, ms, bias[o], dst);
                 }
             }
+            WEIGHTS.with(|cell| *cell.borrow_mut() = u);
         });
     });
     SCRATCH.with(|s| *s.borrow_mut() = v);
@@ -222,14 +231,14 @@ pub(crate) fn conv3(
     Ok(y)
 }
 
-fn transform_weights(isa: Isa, xi: usize, w: &[f32], dst: &mut [f32]) {
+fn transform_weights(isa: Isa, w: &[f32], ci: usize, nr: usize, ldu: usize, dst: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is only Avx512 / Avx2 where the caller's kernel run checked support.
-        Isa::Avx512 => unsafe { weights_avx512(xi, w, dst) },
+        Isa::Avx512 => unsafe { weights_avx512(w, ci, nr, ldu, dst) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { weights_avx2(xi, w, dst) },
-        _ => weights_body(xi, w, dst),
+        Isa::Avx2 => unsafe { weights_avx2(w, ci, nr, ldu, dst) },
+        _ => weights_body(w, ci, nr, ldu, dst),
     }
 }
 
@@ -278,26 +287,50 @@ macro_rules! isa_copies {
     };
 }
 
-isa_copies!(weights_body => weights_avx512, weights_avx2 (xi: usize, w: &[f32], dst: &mut [f32]));
+isa_copies!(weights_body => weights_avx512, weights_avx2 (w: &[f32], ci: usize, nr: usize, ldu: usize, dst: &mut [f32]));
 isa_copies!(output_body => output_avx512, output_avx2 (ms: [&[f32]; 6], bias: f32, dst: &mut [f32]));
 
-/// Row `xi` of G: the weights of `g[0..3]` in `U_ξ`.
-const G: [[f32; 3]; 6] = [
-    [0.25, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
-/// `dst[c] = G[xi] · w[3c .. 3c + 3]`.
+/// `dst[(ξ·nr + r)·ldu + c] = (G g)[ξ]` with `g = w[(r·ci + c)·3 ..][..3]`, for the
+/// `w.len() / (3·ci)` rows of `w` (at most `nr`).
 #[inline(always)]
-fn weights_body(xi: usize, w: &[f32], dst: &mut [f32]) {
-    let [a, b, c] = G[xi];
-    for (d, g) in dst.iter_mut().zip(w.chunks_exact(3)) {
-        *d = a * g[0] + b * g[1] + c * g[2];
+fn weights_body(w: &[f32], ci: usize, nr: usize, ldu: usize, dst: &mut [f32]) {
+    for (r, g) in w.chunks_exact(3 * ci).enumerate().take(nr) {
+        let row = |xi: usize| (xi * nr + r) * ldu;
+        let [u0, u1, u2, u3, u4, u5] = dst_rows(dst, row, ci);
+        // Multiplications by the rounded reciprocals (as G's entries would be): a division per
+        // value made this transform cost as much as the products at 1024 channels.
+        const SIXTH: f32 = 1.0 / 6.0;
+        const TWELFTH: f32 = 1.0 / 12.0;
+        const TWENTY_FOURTH: f32 = 1.0 / 24.0;
+        let it = g
+            .chunks_exact(3)
+            .zip(u0.iter_mut().zip(u1.iter_mut().zip(u2.iter_mut())));
+        let it = it.zip(u3.iter_mut().zip(u4.iter_mut().zip(u5.iter_mut())));
+        for ((g, (u0, (u1, u2))), (u3, (u4, u5))) in it {
+            let (g0, g1, g2) = (g[0], g[1], g[2]);
+            let (s, p, q) = (g0 + g2, g0 * TWENTY_FOURTH + g2 * SIXTH, g1 * TWELFTH);
+            *u0 = g0 * 0.25;
+            *u1 = -(s + g1) * SIXTH;
+            *u2 = -(s - g1) * SIXTH;
+            *u3 = p + q;
+            *u4 = p - q;
+            *u5 = g2;
+        }
     }
+}
+
+/// The six disjoint `len`-long rows of `dst` starting at `row(ξ)`, ξ = 0..6 (increasing).
+#[inline(always)]
+fn dst_rows(dst: &mut [f32], row: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; 6] {
+    let mut rest = dst;
+    let mut taken = 0;
+    std::array::from_fn(|xi| {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(row(xi) - taken);
+        let (head, tail) = tail.split_at_mut(len);
+        taken = row(xi) + len;
+        rest = tail;
+        head
+    })
 }
 
 thread_local! {
