@@ -97,9 +97,8 @@ impl CustomOp3 for AttentionOp {
                 vl.shape()
             );
         }
-        let mut out = vec![0f32; heads * n * d];
         let (scale, isa) = (self.scale, self.isa);
-        par_chunks_mut(&mut out, (n * d).max(1), |h, o| {
+        let out = super::vec_math::par_collect(heads * n * d, (n * d).max(1), |h, o| {
             let head = Head {
                 q: &q[h * n * d..][..n * d],
                 k: &k[h * m * d..][..m * d],

@@ -146,13 +146,11 @@ impl CustomOp3 for Conv1dOp {
         let wt: &[f32] = if s == 1 {
             w
         } else {
-            let mut v = vec![0f32; co * ntaps];
-            for o in 0..co {
-                for (j, &ki) in kidx.iter().enumerate() {
-                    v[o * ntaps + j] = w[o * ci * k + ki];
+            wt_owned = super::vec_math::par_collect(co * ntaps, ntaps.max(1), |o, row| {
+                for (d, &ki) in row.iter_mut().zip(&kidx) {
+                    *d = w[o * ci * k + ki];
                 }
-            }
-            wt_owned = v;
+            });
             &wt_owned
         };
         let run_on = |ph: &[f32]| {

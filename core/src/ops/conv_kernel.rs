@@ -201,9 +201,13 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let w: &[T] = if out_pad == conv.out && !aliased {
         conv.w
     } else {
-        let mut v = vec![T::default(); out_pad * ldw];
-        for (dst, src) in v.chunks_mut(ldw).zip(conv.w.chunks(ntaps.max(1))) {
-            dst[..ntaps].copy_from_slice(src);
+        let mut v = Vec::with_capacity(out_pad * ldw);
+        for o in 0..out_pad {
+            match conv.w.get(o * ntaps..(o + 1) * ntaps) {
+                Some(src) => v.extend_from_slice(src),
+                None => v.resize(v.len() + ntaps, T::default()),
+            }
+            v.resize(v.len() + ldw - ntaps, T::default());
         }
         w_padded = v;
         &w_padded
@@ -280,14 +284,11 @@ fn compact(
     if out == out_pad && t == t_pad {
         return y;
     }
-    let mut res = Vec::with_capacity(batch * out * t);
-    for b in 0..batch {
-        for o in 0..out {
-            let s = (b * out_pad + o) * t_pad;
-            res.extend_from_slice(&y[s..s + t]);
-        }
-    }
-    res
+    // Rows in parallel: a serial copy here was a visible share of the forward's idle-core time.
+    super::vec_math::par_collect(batch * out * t, t.max(1), |row, dst| {
+        let s = ((row / out) * out_pad + row % out) * t_pad;
+        dst.copy_from_slice(&y[s..s + t]);
+    })
 }
 
 /// Portable micro-kernel: `NR` rows x 16 samples, plain Rust (auto-vectorised for the target).

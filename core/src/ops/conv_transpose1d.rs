@@ -9,7 +9,7 @@
 use super::conv1d::conv1d_with;
 use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
 use super::isa::Isa;
-use super::vec_math::par_chunks_mut;
+use super::vec_math::par_collect;
 use super::{conv_path_ok, f32_values, storage_like};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -118,8 +118,7 @@ impl CustomOp3 for ConvTranspose1dOp {
             .collect();
         let ntaps = ci * q;
         // Row r·co + o, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past the kernel end).
-        let mut wt = vec![0f32; s * co * ntaps];
-        par_chunks_mut(&mut wt, ntaps, |row_idx, row| {
+        let wt = par_collect(s * co * ntaps, ntaps, |row_idx, row| {
             let (r, o) = (row_idx / co, row_idx % co);
             for c in 0..ci {
                 for j in 0..q {
@@ -150,8 +149,7 @@ impl CustomOp3 for ConvTranspose1dOp {
             }
         })?;
         // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
-        let mut y = vec![0f32; b * co * t_out];
-        par_chunks_mut(&mut y, t_out.max(1), |row, dst| {
+        let y = par_collect(b * co * t_out, t_out.max(1), |row, dst| {
             let (bi, o) = (row / co, row % co);
             let (mut v, mut r) = (p / s, p % s);
             for d in dst.iter_mut() {

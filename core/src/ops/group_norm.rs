@@ -158,9 +158,8 @@ impl CustomOp3 for GroupNormOp {
             st[0] = group_stats(isa, &x[i * group_len..(i + 1) * group_len], self.args.eps);
         });
         // Pass 2: y = act(a·x + b) per (batch, channel) row.
-        let mut y = vec![0f32; b * c * t];
         let silu = self.args.silu;
-        par_chunks_mut(&mut y, t.max(1), |row, dst| {
+        let y = super::vec_math::par_collect(b * c * t, t.max(1), |row, dst| {
             let (mean, rstd) = stats[row / (c / g)];
             let a = rstd * a0[row] as f64;
             let bb = b0[row] as f64 - mean * a;

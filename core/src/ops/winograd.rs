@@ -387,8 +387,14 @@ unsafe fn weights_avx512(w: &[f32], ci: usize, nr: usize, ldu: usize, dst: &mut 
                 let q = _mm512_mul_ps(g1, twelfth);
                 let d = dst.as_mut_ptr();
                 _mm512_storeu_ps(d.add(rows[0] + c), _mm512_mul_ps(g0, quarter));
-                _mm512_storeu_ps(d.add(rows[1] + c), _mm512_mul_ps(_mm512_add_ps(s, g1), neg_sixth));
-                _mm512_storeu_ps(d.add(rows[2] + c), _mm512_mul_ps(_mm512_sub_ps(s, g1), neg_sixth));
+                _mm512_storeu_ps(
+                    d.add(rows[1] + c),
+                    _mm512_mul_ps(_mm512_add_ps(s, g1), neg_sixth),
+                );
+                _mm512_storeu_ps(
+                    d.add(rows[2] + c),
+                    _mm512_mul_ps(_mm512_sub_ps(s, g1), neg_sixth),
+                );
                 _mm512_storeu_ps(d.add(rows[3] + c), _mm512_add_ps(p, q));
                 _mm512_storeu_ps(d.add(rows[4] + c), _mm512_sub_ps(p, q));
                 _mm512_storeu_ps(d.add(rows[5] + c), g2);
