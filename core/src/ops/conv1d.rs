@@ -131,6 +131,23 @@ impl CustomOp3 for Conv1dOp {
         }
         let t_out = (t + 2 * p - k) / s + 1;
         let q = k.div_ceil(s);
+        if !bf16 && s > 1 && q == 3 && super::winograd::applies_phased(ci * s, co, t_out) {
+            // The polyphase form is a stride-1, kernel-3 convolution over ci·s phase rows:
+            // y[t] = Σ_{c, r, j} w[c, j·s + r] · ph[c, r, t + j] (taps past k are zero).
+            let m = t_out + 2;
+            let w3 = super::vec_math::par_collect(co * ci * s * 3, ci * s * 3, |o, row| {
+                for (i, d) in row.iter_mut().enumerate() {
+                    let (c, r, j) = (i / (3 * s), i / 3 % s, i % 3);
+                    if j * s + r < k {
+                        *d = w[(o * ci + c) * k + j * s + r];
+                    }
+                }
+            });
+            let y = with_phase_split(x, (b, ci, t), s, p, m, |ph| {
+                super::winograd::conv3(ph, &w3, bias, (b, ci * s, m), co, 0, self.isa)
+            })?;
+            return Ok((storage_like(xs, y), Shape::from((b, co, t_out))));
+        }
         // Unpadded stride-1 inputs whose rows already cover the padded output tiles are read in
         // place (the 1x1 convolutions); everything else goes through the phase split.
         let direct = s == 1 && p == 0 && t_out % W_MAX == 0 && t % 128 != 0;

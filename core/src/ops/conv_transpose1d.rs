@@ -76,6 +76,42 @@ struct ConvTranspose1dOp {
     isa: Isa,
 }
 
+impl ConvTranspose1dOp {
+    /// The phases `z [b, rows, v_len]` by the tap-list kernels: `rows` = s·co rows of `q` taps per
+    /// input channel over the input padded by `q - 1` into rows of `m`.
+    fn direct(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        zero_bias: &[f32],
+        (b, ci, t): (usize, usize, usize),
+        (rows, q, m, v_len): (usize, usize, usize, usize),
+        bf16: bool,
+    ) -> Result<Vec<f32>> {
+        let offsets: Vec<usize> = (0..ci)
+            .flat_map(|c| (0..q).map(move |j| c * m + j))
+            .collect();
+        with_phase_split(x, (b, ci, t), 1, q - 1, m, |xp| {
+            let conv = TapConv {
+                batch: b,
+                channels: ci,
+                x: xp,
+                x_len: ci * m,
+                offsets: &offsets,
+                w: wt,
+                bias: zero_bias,
+                out: rows,
+                t_out: v_len,
+            };
+            if bf16 {
+                run_bf16(&conv, self.isa)
+            } else {
+                run(&conv, self.isa)
+            }
+        })
+    }
+}
+
 impl CustomOp3 for ConvTranspose1dOp {
     fn name(&self) -> &'static str {
         "adiff-conv-transpose1d"
@@ -113,9 +149,6 @@ impl CustomOp3 for ConvTranspose1dOp {
         let q = k.div_ceil(s);
         let v_len = t + q - 1;
         let m = unaliased(round_up(v_len, W_MAX) + q - 1);
-        let offsets: Vec<usize> = (0..ci)
-            .flat_map(|c| (0..q).map(move |j| c * m + j))
-            .collect();
         let ntaps = ci * q;
         // Row r·co + o, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past the kernel end).
         let wt = par_collect(s * co * ntaps, ntaps, |row_idx, row| {
@@ -130,31 +163,32 @@ impl CustomOp3 for ConvTranspose1dOp {
             }
         });
         let zero_bias = vec![0f32; s * co];
-        let z = with_phase_split(x, (b, ci, t), 1, q - 1, m, |xp| {
-            let conv = TapConv {
-                batch: b,
-                channels: ci,
-                x: xp,
-                x_len: ci * m,
-                offsets: &offsets,
-                w: &wt,
-                bias: &zero_bias,
-                out: s * co,
-                t_out: v_len,
-            };
-            if bf16 {
-                run_bf16(&conv, self.isa)
-            } else {
-                run(&conv, self.isa)
-            }
-        })?;
+        // z[b, r·co + o, v] for v < v_len, in rows of z_len.
+        let winograd =
+            !bf16 && (q == 2 || q == 3) && super::winograd::applies_phased(ci, s * co, v_len);
+        let (z, z_len) = if winograd {
+            // As a kernel-3 convolution padded by 2 with the taps right-aligned (a leading zero
+            // tap when q = 2): out[u] = Σ_j wt[j]·x[u + j - (q - 1)] = z[u], u < t + 2.
+            let w3 = par_collect(s * co * ci * 3, ci * 3, |row, dst| {
+                for c in 0..ci {
+                    for j in 0..q {
+                        dst[c * 3 + 3 - q + j] = wt[row * ntaps + c * q + j];
+                    }
+                }
+            });
+            let z = super::winograd::conv3(x, &w3, &zero_bias, (b, ci, t), s * co, 2, self.isa)?;
+            (z, t + 2)
+        } else {
+            let z = self.direct(x, &wt, &zero_bias, (b, ci, t), (s * co, q, m, v_len), bf16)?;
+            (z, v_len)
+        };
         // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
         let y = par_collect(b * co * t_out, t_out.max(1), |row, dst| {
             let (bi, o) = (row / co, row % co);
             let (mut v, mut r) = (p / s, p % s);
             for d in dst.iter_mut() {
                 let zv = if v < v_len {
-                    z[((bi * s + r) * co + o) * v_len + v]
+                    z[((bi * s + r) * co + o) * z_len + v]
                 } else {
                     0.0
                 };

@@ -47,6 +47,18 @@ pub(crate) fn applies(ci: usize, co: usize, k: usize, stride: usize, t_out: usiz
         && enabled()
 }
 
+/// Output samples below which the strided and transposed convolutions keep their direct
+/// kernels: their polyphase forms have ci·s input or s·co output rows, and at the UNet's short
+/// levels the Winograd form made the default forward slower (2^18: 279-283 ms without it,
+/// 291-296 ms with it down to 32 samples, 270-274 ms from 512 samples).
+const MIN_T_OUT_PHASED: usize = 512;
+
+/// [`applies`] for the kernel-3 stride-1 form of a strided (`rows_in` = ci·s phase rows) or
+/// transposed (`rows_out` = s·co phase rows) convolution.
+pub(crate) fn applies_phased(rows_in: usize, rows_out: usize, t_out: usize) -> bool {
+    t_out >= MIN_T_OUT_PHASED && applies(rows_in, rows_out, 3, 1, t_out)
+}
+
 fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {

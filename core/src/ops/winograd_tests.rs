@@ -122,3 +122,82 @@ fn conv1d_takes_winograd_and_matches_stock() -> Result<()> {
     }
     Ok(())
 }
+
+/// Strided convolutions whose polyphase form has three taps per phase (kernel `2s + 1`, the
+/// UNet's downsampling) and transposed convolutions with two or three taps per output phase
+/// (the UNet's upsampling) take the Winograd path; they must match candle's stock ops (one batch
+/// item at a time, see `per_item`), and the strided ones' gradients its autograd (their input
+/// gradient is a transposed convolution that takes the Winograd path too; candle's stock
+/// transposed convolution has no backward to compare with).
+#[test]
+fn strided_and_transposed_convolutions_take_winograd_and_match_stock() -> Result<()> {
+    use super::{conv_transpose1d_stock, conv_transpose1d_with};
+    // (batch, ci, t, co, k, stride, padding)
+    let strided = [(2, 8, 2051, 32, 9, 4, 4), (1, 16, 1030, 40, 5, 2, 2)];
+    let transposed = [
+        (2, 32, 515, 8, 8, 4, 2),
+        (1, 40, 513, 16, 4, 2, 1),
+        (1, 32, 511, 16, 6, 2, 2),
+    ];
+    for isa in Isa::runnable() {
+        for (n, &(b, ci, t, co, k, s, p)) in strided.iter().chain(&transposed).enumerate() {
+            let is_transposed = n >= strided.len();
+            let x = candle_core::Var::from_tensor(&rand_tensor(&[b, ci, t], 40 + n as u64, 1.0)?)?;
+            let w_shape = if is_transposed {
+                [ci, co, k]
+            } else {
+                [co, ci, k]
+            };
+            let w = candle_core::Var::from_tensor(&rand_tensor(
+                &w_shape,
+                50 + n as u64,
+                1.0 / (k as f32 * ci as f32).sqrt(),
+            )?)?;
+            let bias = candle_core::Var::from_tensor(&rand_tensor(&[co], 60 + n as u64, 0.5)?)?;
+            let (ours, stock) = if is_transposed {
+                let t_out = (t - 1) * s + k - 2 * p;
+                assert!(
+                    super::winograd::applies_phased(ci, s * co, t + k.div_ceil(s) - 1),
+                    "case {n}"
+                );
+                let ours = conv_transpose1d_with(&x, &w, Some(&bias), s, p, 0, isa)?;
+                let stock = per_item(&x, |xi| {
+                    conv_transpose1d_stock(xi, &w, Some(&bias), s, p, 0)
+                })?;
+                assert_eq!(ours.dims(), &[b, co, t_out]);
+                (ours, stock)
+            } else {
+                let t_out = (t + 2 * p - k) / s + 1;
+                assert!(
+                    k.div_ceil(s) == 3 && super::winograd::applies_phased(ci * s, co, t_out),
+                    "case {n}"
+                );
+                let ours = conv1d_with(&x, &w, Some(&bias), s, p, isa)?;
+                let stock = per_item(&x.pad_with_zeros(2, p, p)?, |xi| {
+                    conv1d_stock(xi, &w, Some(&bias), s, 0)
+                })?;
+                (ours, stock)
+            };
+            let (diff, mag) = max_abs_diff(&ours, &stock)?;
+            assert!(
+                diff <= 5e-5 * (1.0 + mag),
+                "{isa:?} case {n}: forward {diff:e} (max {mag})"
+            );
+            if is_transposed {
+                continue;
+            }
+            let up = rand_tensor(stock.dims(), 70 + n as u64, 1.0)?;
+            let g_ours = (ours * &up)?.sum_all()?.backward()?;
+            let g_stock = (stock * &up)?.sum_all()?.backward()?;
+            for (name, v) in [("x", &x), ("w", &w), ("bias", &bias)] {
+                let (a, r) = (g_ours.get(v).expect("grad"), g_stock.get(v).expect("grad"));
+                let (diff, mag) = max_abs_diff(a, r)?;
+                assert!(
+                    diff <= 1e-4 * (1.0 + mag),
+                    "{isa:?} case {n}: gradient of {name} {diff:e} (max {mag})"
+                );
+            }
+        }
+    }
+    Ok(())
+}
