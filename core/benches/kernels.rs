@@ -61,6 +61,41 @@ fn bench_conv1d(c: &mut Criterion) {
     g.finish();
 }
 
+/// (name, batch, ci, t, co): kernel-3 convolutions of the small (training) config, batch 4 x 2^16.
+const CONV_GRADS: &[(&str, usize, usize, usize, usize)] = &[
+    ("k3_b4_c64_t4096", 4, 64, 4096, 64),
+    ("k3_b4_c128_t1024", 4, 128, 1024, 128),
+    ("k3_b4_c256to128_t1024", 4, 256, 1024, 128),
+];
+
+/// One convolution's backward as training runs it: the gradients of input, weight and bias from
+/// an upstream gradient (3x the forward's FLOPs with the forward itself).
+fn bench_conv1d_backward(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv1d_backward");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(name, b, ci, t, co) in CONV_GRADS {
+        let x =
+            candle_core::Var::from_tensor(&rand(&[b, ci, t], 1.0).expect("input")).expect("var");
+        let w =
+            candle_core::Var::from_tensor(&rand(&[co, ci, 3], 0.1).expect("weight")).expect("var");
+        let bias = candle_core::Var::from_tensor(&rand(&[co], 0.1).expect("bias")).expect("var");
+        let up = rand(&[b, co, t], 1.0).expect("upstream");
+        g.throughput(Throughput::Elements((3 * 2 * b * co * ci * 3 * t) as u64));
+        g.bench_function(BenchmarkId::new("adiff", name), |bn| {
+            bn.iter(|| {
+                let y = ops::conv1d(&x, &w, Some(&bias), 1, 1).expect("conv1d");
+                (y * &up)
+                    .expect("mul")
+                    .sum_all()
+                    .expect("sum")
+                    .backward()
+                    .expect("backward")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_conv_transpose1d(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv_transpose1d");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
@@ -155,6 +190,7 @@ fn bench_attention(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_conv1d,
+    bench_conv1d_backward,
     bench_conv_transpose1d,
     bench_group_norm,
     bench_attention
