@@ -149,46 +149,47 @@ impl CustomOp3 for ConvTranspose1dOp {
         let q = k.div_ceil(s);
         let v_len = t + q - 1;
         let m = unaliased(round_up(v_len, W_MAX) + q - 1);
-        let ntaps = ci * q;
-        // Row r·co + o, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past the kernel end).
-        let wt = par_collect(s * co * ntaps, ntaps, |row_idx, row| {
-            let (r, o) = (row_idx / co, row_idx % co);
-            for c in 0..ci {
-                for j in 0..q {
-                    let kk = (q - 1 - j) * s + r;
-                    if kk < k {
-                        row[c * q + j] = w[(c * co + o) * k + kk];
+        // The phases' kernels: row o·s + r, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past
+        // the kernel end), `width` values a tap row with the taps at `lead + c·width + j`. One
+        // task per output channel reads each w[c, o, ..] run once for all its s rows (a task per
+        // row re-read every weight line s times, 5% of the forward).
+        let phase_kernels = |width: usize, lead: usize| {
+            par_collect(s * co * ci * width, s * ci * width, |o, rows| {
+                for c in 0..ci {
+                    let src = &w[(c * co + o) * k..][..k];
+                    for r in 0..s {
+                        for j in 0..q {
+                            let kk = (q - 1 - j) * s + r;
+                            if kk < k {
+                                rows[(r * ci + c) * width + lead + j] = src[kk];
+                            }
+                        }
                     }
                 }
-            }
-        });
+            })
+        };
         let zero_bias = vec![0f32; s * co];
-        // z[b, r·co + o, v] for v < v_len, in rows of z_len.
+        // z[b, o·s + r, v] for v < v_len, in rows of z_len.
         let winograd =
             !bf16 && (q == 2 || q == 3) && super::winograd::applies_phased(ci, s * co, v_len);
         let (z, z_len) = if winograd {
             // As a kernel-3 convolution padded by 2 with the taps right-aligned (a leading zero
             // tap when q = 2): out[u] = Σ_j wt[j]·x[u + j - (q - 1)] = z[u], u < t + 2.
-            let w3 = par_collect(s * co * ci * 3, ci * 3, |row, dst| {
-                for c in 0..ci {
-                    for j in 0..q {
-                        dst[c * 3 + 3 - q + j] = wt[row * ntaps + c * q + j];
-                    }
-                }
-            });
+            let w3 = phase_kernels(3, 3 - q);
             let z = super::winograd::conv3(x, &w3, &zero_bias, (b, ci, t), s * co, 2, self.isa)?;
             (z, t + 2)
         } else {
+            let wt = phase_kernels(q, 0);
             let z = self.direct(x, &wt, &zero_bias, (b, ci, t), (s * co, q, m, v_len), bf16)?;
             (z, v_len)
         };
-        // Interleave the phases: y[b, o, t] = bias[o] + z[b, r·co + o, v] with t + p = v·s + r.
+        // Interleave the phases: y[b, o, t] = bias[o] + z[b, o·s + r, v] with t + p = v·s + r.
         let y = par_collect(b * co * t_out, t_out.max(1), |row, dst| {
             let (bi, o) = (row / co, row % co);
             let (mut v, mut r) = (p / s, p % s);
             for d in dst.iter_mut() {
                 let zv = if v < v_len {
-                    z[((bi * s + r) * co + o) * z_len + v]
+                    z[((bi * co + o) * s + r) * z_len + v]
                 } else {
                     0.0
                 };
