@@ -137,17 +137,18 @@ impl CustomOp3 for AttentionOp {
             scale: self.scale,
             isa: self.isa,
         };
-        // P = softmax(scale · q·kᵀ) in one pass over the products.
-        let p = q
-            .matmul(&k.transpose(r - 2, r - 1)?.contiguous()?)?
-            .apply_op1_no_bwd(&rows)?;
-        let dv = p.transpose(r - 2, r - 1)?.contiguous()?.matmul(&dout)?;
-        let dp = dout.matmul(&v.transpose(r - 2, r - 1)?.contiguous()?)?;
+        // P = softmax(scale · q·kᵀ) in one pass over the products. Transposed operands go to
+        // candle's matmul as strided views (its CPU gemm reads either order): copying the n x n
+        // transposes made contiguous was a serial pass over every score matrix.
+        let t = |x: &Tensor| x.transpose(r - 2, r - 1);
+        let p = q.matmul(&t(&k.contiguous()?)?)?.apply_op1_no_bwd(&rows)?;
+        let dv = t(&p)?.matmul(&dout)?;
+        let dp = dout.matmul(&t(&v.contiguous()?)?)?;
         let row = (&dout * &out)?.sum_keepdim(r - 1)?.contiguous()?;
         // dS · scale = scale · P ∘ (dP − rowsum(dO ∘ O)), one pass.
         let ds = p.apply_op3_no_bwd(&dp, &row, &rows)?;
         let dq = ds.matmul(&k)?;
-        let dk = ds.transpose(r - 2, r - 1)?.contiguous()?.matmul(&q)?;
+        let dk = t(&ds)?.matmul(&q)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
