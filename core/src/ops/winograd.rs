@@ -253,7 +253,8 @@ pub(crate) fn conv3(
 
 /// `gw[o, c, k] = Σ_b Σ_{u < t_out} dy[b, o, u]·x_pad[b, c, u + k]` for `k < 3`, with `x_pad` =
 /// `x [b, ci, t]` zero-padded by `pad` on each side and `dy [b, co, t_out]`: the weight gradient
-/// `[co][ci][3]` of [`conv3`]. Returns `None` when `t_out` does not fit `t` and `pad`.
+/// `[co][ci][3]` of [`conv3`]. Returns `None` when `t_out` does not fit `t` and `pad`, or this CPU
+/// cannot run `isa`.
 ///
 /// By the transposition principle the same six points give F(3, 4): for a tile of 4 output
 /// gradients `f` and its 6 inputs `d`, `Σ_i f_i·d_{i+k} = (Gᵀ [(A f) ∘ (Bᵀ d)])_k`. Summed over
@@ -270,7 +271,11 @@ pub(crate) fn weight_grad3(
     isa: Isa,
 ) -> Option<Vec<f32>> {
     let t_out = dy.len() / (b * co).max(1);
-    if x.len() != b * ci * t || dy.len() != b * co * t_out || t + 2 * pad != t_out + 2 {
+    if x.len() != b * ci * t
+        || dy.len() != b * co * t_out
+        || t + 2 * pad != t_out + 2
+        || !isa.is_supported()
+    {
         return None;
     }
     let tiles = t_out.div_ceil(4);
