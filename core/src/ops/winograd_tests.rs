@@ -85,6 +85,28 @@ fn winograd_matches_direct_f64_on_many_shapes() -> Result<()> {
     Ok(())
 }
 
+/// The gradients of `sum(ours · up)` and `sum(stock · up)` with respect to `[x, w, bias]` agree
+/// within `1e-4·(1 + max|stock's|)`.
+fn assert_same_gradients(
+    label: &str,
+    ours: &Tensor,
+    stock: &Tensor,
+    up: &Tensor,
+    vars: [&candle_core::Var; 3],
+) -> Result<()> {
+    let g_ours = (ours * up)?.sum_all()?.backward()?;
+    let g_stock = (stock * up)?.sum_all()?.backward()?;
+    for (name, v) in ["x", "w", "bias"].into_iter().zip(vars) {
+        let (a, r) = (g_ours.get(v).expect("grad"), g_stock.get(v).expect("grad"));
+        let (diff, mag) = max_abs_diff(a, r)?;
+        assert!(
+            diff <= 1e-4 * (1.0 + mag),
+            "{label}: gradient of {name} {diff:e} (max {mag})"
+        );
+    }
+    Ok(())
+}
+
 /// Shapes that pass `winograd::applies` go through it from `conv1d`: the public op must still
 /// match candle's stock convolution, and its gradients (the backward's stride-1 input gradient
 /// is again a kernel-3 convolution, and a layer this wide takes the F(3, 4) weight gradient) must
@@ -111,16 +133,7 @@ fn conv1d_takes_winograd_and_matches_stock() -> Result<()> {
             diff <= 5e-5 * (1.0 + mag),
             "{isa:?}: forward {diff:e} (max {mag})"
         );
-        let g_ours = (ours * &up)?.sum_all()?.backward()?;
-        let g_stock = (stock * &up)?.sum_all()?.backward()?;
-        for (name, v) in [("x", &x), ("w", &w), ("bias", &bias)] {
-            let (a, s) = (g_ours.get(v).expect("grad"), g_stock.get(v).expect("grad"));
-            let (diff, mag) = max_abs_diff(a, s)?;
-            assert!(
-                diff <= 1e-4 * (1.0 + mag),
-                "{isa:?}: gradient of {name} {diff:e} (max {mag})"
-            );
-        }
+        assert_same_gradients(&format!("{isa:?}"), &ours, &stock, &up, [&x, &w, &bias])?;
     }
     Ok(())
 }
@@ -189,16 +202,8 @@ fn strided_and_transposed_convolutions_take_winograd_and_match_stock() -> Result
                 continue;
             }
             let up = rand_tensor(stock.dims(), 70 + n as u64, 1.0)?;
-            let g_ours = (ours * &up)?.sum_all()?.backward()?;
-            let g_stock = (stock * &up)?.sum_all()?.backward()?;
-            for (name, v) in [("x", &x), ("w", &w), ("bias", &bias)] {
-                let (a, r) = (g_ours.get(v).expect("grad"), g_stock.get(v).expect("grad"));
-                let (diff, mag) = max_abs_diff(a, r)?;
-                assert!(
-                    diff <= 1e-4 * (1.0 + mag),
-                    "{isa:?} case {n}: gradient of {name} {diff:e} (max {mag})"
-                );
-            }
+            let label = format!("{isa:?} case {n}");
+            assert_same_gradients(&label, &ours, &stock, &up, [&x, &w, &bias])?;
         }
     }
     Ok(())
