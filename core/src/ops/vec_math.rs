@@ -242,54 +242,6 @@ unsafe fn shifted_sums_avx2(src: &[f32], shift: f32) -> (f64, f64) {
     shifted_sums_body(src, shift)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_approx_is_within_2e7_relative_of_std() {
-        let mut worst = 0f32;
-        for i in -8700..8799 {
-            let x = i as f32 * 0.01 + 0.003;
-            let rel = ((exp_approx(x) - x.exp()) / x.exp()).abs();
-            worst = worst.max(rel);
-        }
-        assert!(worst < 2e-7, "worst relative error {worst:e}");
-    }
-
-    #[test]
-    fn row_kernels_agree_with_scalar_math_on_every_isa() {
-        let src: Vec<f32> = (0..1037)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.13)
-            .collect();
-        for isa in Isa::runnable() {
-            let mut dst = vec![0f32; src.len()];
-            affine_act(isa, &src, &mut dst, 0.7, -0.2, true);
-            for (&s, &d) in src.iter().zip(&dst) {
-                let v = s as f64 * 0.7 - 0.2;
-                let want = v / (1.0 + (-v).exp());
-                assert!(
-                    (d as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "{isa:?}: {d} vs {want}"
-                );
-            }
-            let (s, q) = shifted_sums(isa, &src, 1.5);
-            let s_ref: f64 = src.iter().map(|&v| (v - 1.5) as f64).sum();
-            let q_ref: f64 = src.iter().map(|&v| ((v - 1.5) as f64).powi(2)).sum();
-            assert!(
-                (s - s_ref).abs() < 1e-3 && (q - q_ref).abs() < 1e-2,
-                "{isa:?}: {s} {q}"
-            );
-        }
-    }
-}
-
-/// A raw pointer handed to the tasks of [`par_chunks_mut`], each of which owns a disjoint chunk.
-struct ChunkPtr<T>(*mut T);
-// SAFETY: the pointer is only used to form pairwise-disjoint chunks, one per task (see below).
-unsafe impl<T: Send> Send for ChunkPtr<T> {}
-unsafe impl<T: Send> Sync for ChunkPtr<T> {}
-
 /// A `len`-long vector built by `f(index, chunk)` over chunks of `chunk` values in parallel, as
 /// [`par_chunks_mut`] on `vec![0.0; len]` would, but each chunk is zeroed by its own task right
 /// before `f` (cache-hot, on both cores) instead of in one serial pass of the allocation: that
@@ -337,3 +289,51 @@ pub(crate) fn par_chunks_mut<T: Send>(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_is_within_2e7_relative_of_std() {
+        let mut worst = 0f32;
+        for i in -8700..8799 {
+            let x = i as f32 * 0.01 + 0.003;
+            let rel = ((exp_approx(x) - x.exp()) / x.exp()).abs();
+            worst = worst.max(rel);
+        }
+        assert!(worst < 2e-7, "worst relative error {worst:e}");
+    }
+
+    #[test]
+    fn row_kernels_agree_with_scalar_math_on_every_isa() {
+        let src: Vec<f32> = (0..1037)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.13)
+            .collect();
+        for isa in Isa::runnable() {
+            let mut dst = vec![0f32; src.len()];
+            affine_act(isa, &src, &mut dst, 0.7, -0.2, true);
+            for (&s, &d) in src.iter().zip(&dst) {
+                let v = s as f64 * 0.7 - 0.2;
+                let want = v / (1.0 + (-v).exp());
+                assert!(
+                    (d as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{isa:?}: {d} vs {want}"
+                );
+            }
+            let (s, q) = shifted_sums(isa, &src, 1.5);
+            let s_ref: f64 = src.iter().map(|&v| (v - 1.5) as f64).sum();
+            let q_ref: f64 = src.iter().map(|&v| ((v - 1.5) as f64).powi(2)).sum();
+            assert!(
+                (s - s_ref).abs() < 1e-3 && (q - q_ref).abs() < 1e-2,
+                "{isa:?}: {s} {q}"
+            );
+        }
+    }
+}
+
+/// A raw pointer handed to the tasks of [`par_chunks_mut`], each of which owns a disjoint chunk.
+struct ChunkPtr<T>(*mut T);
+// SAFETY: the pointer is only used to form pairwise-disjoint chunks, one per task (see below).
+unsafe impl<T: Send> Send for ChunkPtr<T> {}
+unsafe impl<T: Send> Sync for ChunkPtr<T> {}
