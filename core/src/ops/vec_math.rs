@@ -290,6 +290,12 @@ pub(crate) fn par_chunks_mut<T: Send>(
     });
 }
 
+/// A raw pointer handed to the tasks of [`par_chunks_mut`], each of which owns a disjoint chunk.
+struct ChunkPtr<T>(*mut T);
+// SAFETY: the pointer is only used to form pairwise-disjoint chunks, one per task (see below).
+unsafe impl<T: Send> Send for ChunkPtr<T> {}
+unsafe impl<T: Send> Sync for ChunkPtr<T> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,9 +337,3 @@ mod tests {
         }
     }
 }
-
-/// A raw pointer handed to the tasks of [`par_chunks_mut`], each of which owns a disjoint chunk.
-struct ChunkPtr<T>(*mut T);
-// SAFETY: the pointer is only used to form pairwise-disjoint chunks, one per task (see below).
-unsafe impl<T: Send> Send for ChunkPtr<T> {}
-unsafe impl<T: Send> Sync for ChunkPtr<T> {}
