@@ -42,12 +42,13 @@ use std::borrow::Cow;
 /// to the stock candle composite, the baseline of the whole-model benchmarks.
 pub fn kernels_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        !matches!(
-            std::env::var("ADIFF_KERNELS").as_deref().map(str::trim),
-            Ok("stock") | Ok("off")
-        )
-    })
+    *ON.get_or_init(|| !env_is("ADIFF_KERNELS", &["stock", "off"]))
+}
+
+/// Whether the environment variable `name` holds one of `values` (surrounding space ignored):
+/// the switches the kernels read once at first use.
+pub(crate) fn env_is(name: &str, values: &[&str]) -> bool {
+    std::env::var(name).is_ok_and(|v| values.contains(&v.trim()))
 }
 
 /// Whether the kernels are enabled and every present tensor is an f32 tensor on the CPU.
