@@ -210,8 +210,8 @@ fn strided_and_transposed_convolutions_take_winograd_and_match_stock() -> Result
 }
 
 /// The F(3, 4) weight gradient against `gw[o, c, k] = Σ_b Σ_u dy[b, o, u]·x_pad[b, c, u + k]`
-/// evaluated in f64. Its sums run over every tile of every batch item, so the bound is relative
-/// to the largest |gw| and the sum's length: max |ours - ref| <= 1e-5·(1 + max|ref|)·sqrt(b·t).
+/// evaluated in f64, within the direct kernels' bound: max |ours - ref| <= 2e-5·(1 + max|ref|).
+/// (Measured: at most 9.2e-7·(1 + max|ref|) on these shapes.)
 #[test]
 fn winograd_weight_gradient_matches_f64() -> Result<()> {
     for isa in Isa::runnable() {
@@ -244,7 +244,7 @@ fn winograd_weight_gradient_matches_f64() -> Result<()> {
                     }
                 }
             }
-            let bound = 1e-5 * (1.0 + worst.1) * ((b * t) as f64).sqrt();
+            let bound = 2e-5 * (1.0 + worst.1);
             assert!(
                 worst.0 <= bound,
                 "{isa:?} case {n}: max error {:e} > {bound:e} (max |gw| {})",
