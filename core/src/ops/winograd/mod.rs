@@ -29,7 +29,7 @@ mod transform;
 use super::conv_kernel::{round_up, spec, Micro, SharedPtr, Spec, WEIGHT_CHUNK_BYTES};
 use super::isa::Isa;
 use candle_core::Result;
-use transform::{transform_input, transform_output, transform_weights, Panels, G};
+use transform::{transform_grads, transform_input, transform_output, transform_weights, Panels, G};
 
 /// Input and output channels below which the direct kernel stays faster (the transforms are
 /// memory-bound; the products must dominate them).
@@ -340,42 +340,11 @@ pub(crate) fn weight_grad3(
     } else {
         cols
     };
-    // V[b, c, ξ, j] = (Bᵀ d)_ξ: the forward's input transform, one unpacked row per (b, c, ξ).
-    let mut v: Vec<f32> = Vec::with_capacity(b * ci * 6 * m);
-    let vp = SharedPtr(v.as_mut_ptr());
-    let panels = Panels {
-        count: 1,
-        width: m,
-        stride: 0,
-        xi_stride: m,
-    };
-    candle_core::utils::barrier_pool().execute_chunked(b * ci, |rows| {
-        let vp = vp;
-        for row in rows {
-            // SAFETY: row (b, c) owns values row·6·m .. (row + 1)·6·m of V's capacity, and only
-            // this task writes them; the transform writes all of them (tiles past the output
-            // are zeros).
-            unsafe { transform_input(isa, &x[row * t..][..t], pad, panels, vp.0.add(row * 6 * m)) };
-        }
-    });
-    // SAFETY: the tasks above initialised every value (b·ci rows of 6·m).
-    unsafe { v.set_len(b * ci * 6 * m) };
-    // DY[ξ, b, o, j] = (A f)_ξ with f = dy[b, o, 4j .. 4j + 4] (zeros past t_out).
+    let v = unpacked_inputs(x, (b, ci, t), pad, m, isa);
+    // DY[ξ, b, o, j] = (A f)_ξ with f = dy[b, o, 4j .. 4j + 4].
     let dyt = super::vec_math::par_collect(6 * b * co * m, m, |row, dst| {
         let (xi, bo) = (row / (b * co), row % (b * co));
-        let src = &dy[bo * t_out..][..t_out];
-        for (j, d) in dst[..tiles].iter_mut().enumerate() {
-            let f = |i: usize| src.get(4 * j + i).copied().unwrap_or(0.0);
-            let (f0, f1, f2, f3) = (f(0), f(1), f(2), f(3));
-            *d = match xi {
-                0 => f0,
-                1 => f0 + f1 + f2 + f3,
-                2 => f0 - f1 + f2 - f3,
-                3 => f0 + 2.0 * f1 + 4.0 * f2 + 8.0 * f3,
-                4 => f0 - 2.0 * f1 + 4.0 * f2 - 8.0 * f3,
-                _ => f3,
-            };
-        }
+        transform_grads(xi, &dy[bo * t_out..][..t_out], &mut dst[..tiles]);
     });
     let products: Vec<Vec<f32>> = (0..6)
         .map(|xi| {
@@ -404,4 +373,36 @@ pub(crate) fn weight_grad3(
             }
         },
     ))
+}
+
+/// `V[b, c, ξ, j] = (Bᵀ d)_ξ` for `x [b, ci, t]` padded by `pad`, one unpacked row of `m` tiles per
+/// (b, c, ξ) (zeros past the last tile): the weight gradient's reading of the forward's input
+/// transform.
+fn unpacked_inputs(
+    x: &[f32],
+    (b, ci, t): (usize, usize, usize),
+    pad: usize,
+    m: usize,
+    isa: Isa,
+) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(b * ci * 6 * m);
+    let vp = SharedPtr(v.as_mut_ptr());
+    let panels = Panels {
+        count: 1,
+        width: m,
+        stride: 0,
+        xi_stride: m,
+    };
+    candle_core::utils::barrier_pool().execute_chunked(b * ci, |rows| {
+        let vp = vp;
+        for row in rows {
+            // SAFETY: row (b, c) owns values row·6·m .. (row + 1)·6·m of V's capacity, and only
+            // this task writes them; the transform writes all of them (tiles past the output
+            // are zeros). The caller checked that the CPU runs `isa`.
+            unsafe { transform_input(isa, &x[row * t..][..t], pad, panels, vp.0.add(row * 6 * m)) };
+        }
+    });
+    // SAFETY: the tasks above initialised every value (b·ci rows of 6·m).
+    unsafe { v.set_len(b * ci * 6 * m) };
+    v
 }
