@@ -1,24 +1,23 @@
-//! Tiled ("flash") attention on the CPU: `softmax(q·kᵀ·scale)·v` computed over blocks of keys with
-//! a running max and sum (online softmax), so the full score matrix is never materialised; the
+//! Blocked attention on the CPU: `softmax(q·kᵀ·scale)·v` computed over blocks of [`GB`] query
+//! rows, so that only `GB x m` scores exist at a time (never the full `n x m` score matrix); the
 //! `AttentionBase` core of `modules.py` (audio-diffusion-pytorch 0.0.61, SPEC §1.3), f32 softmax.
 //!
-//! One body in plain Rust, compiled per instruction set (AVX-512F, AVX2+FMA, portable) so that
-//! the compiler vectorises it: scores are accumulated along keys from a transposed key block,
-//! values along features. Differentiable: the backward recomputes the scores of each head from
-//! `q` and `k` (nothing but q, k, v and the output is kept from the forward) and applies the
-//! softmax gradient in one pass (`dS = P ∘ (dP − rowsum(dO ∘ O))`), with candle matmuls. Tensors
-//! that are not f32 on the CPU take the stock composite.
+//! Per head and block: the scores `q kᵀ` are one product on the convolutions' micro-kernels
+//! ([`super::small_gemm`], keys transposed once per head), each row is normalised in place
+//! (`softmax`, a vectorisable `exp`), and `P v` is a second product written into the output.
+//! Heads are spread over candle's CPU thread pool. Differentiable: the backward recomputes each
+//! block's scores from `q` and `k` (nothing but q, k, v and the output is kept from the forward),
+//! applies the softmax gradient in one pass (`dS = P ∘ (dP − rowsum(dO ∘ O))`) and runs its four
+//! products (`dO vᵀ`, `dS k`, `qᵀ dS`, `dOᵀ P`) on the same micro-kernels, one head per task.
+//! Tensors that are not f32 on the CPU take the stock composite.
 #![allow(unsafe_code)]
 
+use super::conv_kernel::SharedPtr;
 use super::isa::Isa;
-use super::vec_math::{exp_approx, par_chunks_mut};
+use super::small_gemm::{gemm, Mat};
+use super::vec_math::exp_approx;
 use super::{f32_slice, fast_path_ok};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
-
-/// Query rows per block.
-const QB: usize = 16;
-/// Keys per block.
-const KB: usize = 64;
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 /// `softmax(q·kᵀ·scale, keys)·v` for `q (…, n, d)`, `k (…, m, d)`, `v (…, m, d)` with the same
 /// leading dimensions (e.g. `(batch, heads)`); returns `(…, n, d)`.
@@ -98,6 +97,7 @@ impl CustomOp3 for AttentionOp {
             );
         }
         let (scale, isa) = (self.scale, self.isa);
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let out = super::vec_math::par_collect(heads * n * d, (n * d).max(1), |h, o| {
             let head = Head {
                 q: &q[h * n * d..][..n * d],
@@ -108,15 +108,19 @@ impl CustomOp3 for AttentionOp {
                 d,
                 scale,
             };
-            match isa {
-                // SAFETY: the feature set each function is compiled for is checked first.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if isa.is_supported() => unsafe { head_avx512(&head, o) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if isa.is_supported() => unsafe { head_avx2(&head, o) },
-                _ => head_body(&head, o),
-            }
+            FWD_SCRATCH.with(|sc| {
+                if head_forward(isa, &head, o, &mut sc.borrow_mut()).is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
         });
+        if failed.into_inner() {
+            bail!(
+                "adiff attention: q {:?}, k {:?} do not fit",
+                ql.shape(),
+                kl.shape()
+            );
+        }
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
@@ -130,112 +134,306 @@ impl CustomOp3 for AttentionOp {
         out: &Tensor,
         dout: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (q, k, v) = (q.detach(), k.detach(), v.detach());
-        let (out, dout) = (out.detach(), dout.detach().contiguous()?);
-        let r = q.rank();
-        let rows = RowOp {
-            scale: self.scale,
-            isa: self.isa,
+        let dout = dout.contiguous()?;
+        let dims = q.dims();
+        let r = dims.len();
+        let (n, d, m) = (dims[r - 2], dims[r - 1], k.dim(r - 2)?);
+        let heads: usize = dims[..r - 2].iter().product();
+        let (qs, ql) = q.storage_and_layout();
+        let (ks, kl) = k.storage_and_layout();
+        let (vs, vl) = v.storage_and_layout();
+        let (os, ol) = out.storage_and_layout();
+        let (gs, gl) = dout.storage_and_layout();
+        let (
+            Storage::Cpu(qs),
+            Storage::Cpu(ks),
+            Storage::Cpu(vs),
+            Storage::Cpu(os),
+            Storage::Cpu(gs),
+        ) = (&*qs, &*ks, &*vs, &*os, &*gs)
+        else {
+            bail!("adiff attention backward: expected CPU tensors");
         };
-        // P = softmax(scale · q·kᵀ) in one pass over the products. Transposed operands go to
-        // candle's matmul as strided views (its CPU gemm reads either order): copying the n x n
-        // transposes made contiguous was a serial pass over every score matrix.
-        let t = |x: &Tensor| x.transpose(r - 2, r - 1);
-        let p = q.matmul(&t(&k.contiguous()?)?)?.apply_op1_no_bwd(&rows)?;
-        let dv = t(&p)?.matmul(&dout)?;
-        let dp = dout.matmul(&t(&v.contiguous()?)?)?;
-        let row = (&dout * &out)?.sum_keepdim(r - 1)?.contiguous()?;
-        // dS · scale = scale · P ∘ (dP − rowsum(dO ∘ O)), one pass.
-        let ds = p.apply_op3_no_bwd(&dp, &row, &rows)?;
-        let dq = ds.matmul(&k)?;
-        let dk = t(&ds)?.matmul(&q)?;
-        Ok((Some(dq), Some(dk), Some(dv)))
-    }
-}
-
-/// The backward's row passes over a `(…, n, m)` score matrix: as a one-input op,
-/// `P = softmax(scale · S)` per row; as a three-input op `(P, dP, D (…, n, 1))`,
-/// `scale · P ∘ (dP − D)` per row.
-struct RowOp {
-    scale: f32,
-    isa: Isa,
-}
-
-impl CustomOp1 for RowOp {
-    fn name(&self) -> &'static str {
-        "adiff-attention-softmax"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut y = f32_slice(st, l)?.to_vec();
-        let m = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let (q_, k_, v_) = (f32_slice(qs, ql)?, f32_slice(ks, kl)?, f32_slice(vs, vl)?);
+        let (o_, g_) = (f32_slice(os, ol)?, f32_slice(gs, gl)?);
+        let (mut dq, mut dk, mut dv) = (
+            vec![0f32; heads * n * d],
+            vec![0f32; heads * m * d],
+            vec![0f32; heads * m * d],
+        );
+        let outs = [
+            SharedPtr(dq.as_mut_ptr()),
+            SharedPtr(dk.as_mut_ptr()),
+            SharedPtr(dv.as_mut_ptr()),
+        ];
         let (scale, isa) = (self.scale, self.isa);
-        par_chunks_mut(&mut y, m * ROWS_PER_TASK, |_, rows| {
-            for row in rows.chunks_mut(m) {
-                match isa {
-                    // SAFETY: the feature set each function is compiled for is checked first.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 if isa.is_supported() => unsafe { softmax_row_avx512(row, scale) },
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 if isa.is_supported() => unsafe { softmax_row_avx2(row, scale) },
-                    _ => softmax_row_body(row, scale),
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        candle_core::utils::barrier_pool().execute_chunked(heads, |range| {
+            let outs = outs;
+            let mut scratch = Scratch::default();
+            for h in range {
+                let head = BwdHead {
+                    q: &q_[h * n * d..][..n * d],
+                    k: &k_[h * m * d..][..m * d],
+                    v: &v_[h * m * d..][..m * d],
+                    o: &o_[h * n * d..][..n * d],
+                    d_o: &g_[h * n * d..][..n * d],
+                    n,
+                    m,
+                    d,
+                    scale,
+                };
+                // SAFETY: head h's rows of dq, dk and dv (n·d, m·d, m·d values from h times
+                // that) lie inside the three buffers, and only this task writes them.
+                let (dq, dk, dv) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(outs[0].0.add(h * n * d), n * d),
+                        std::slice::from_raw_parts_mut(outs[1].0.add(h * m * d), m * d),
+                        std::slice::from_raw_parts_mut(outs[2].0.add(h * m * d), m * d),
+                    )
+                };
+                if head_backward(isa, &head, (dq, dk, dv), &mut scratch).is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         });
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
-}
-
-impl CustomOp3 for RowOp {
-    fn name(&self) -> &'static str {
-        "adiff-attention-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        ps: &CpuStorage,
-        pl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ds: &CpuStorage,
-        dl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (p, d) = (f32_slice(ps, pl)?, f32_slice(ds, dl)?);
-        let mut g = f32_slice(gs, gl)?.to_vec();
-        let m = pl.shape().dims().last().copied().unwrap_or(1).max(1);
-        if pl.shape() != gl.shape() || d.len() * m != p.len() {
-            bail!(
-                "adiff attention backward: P {:?}, dP {:?}, D {:?}",
-                pl.shape(),
-                gl.shape(),
-                dl.shape()
-            );
+        if failed.into_inner() {
+            bail!("adiff attention backward: q {dims:?}, k/v [.., {m}, {d}] do not fit");
         }
-        let (scale, isa) = (self.scale, self.isa);
-        par_chunks_mut(&mut g, m * ROWS_PER_TASK, |task, rows| {
-            for (i, row) in rows.chunks_mut(m).enumerate() {
-                let at = task * ROWS_PER_TASK + i;
-                let (pr, di) = (&p[at * m..(at + 1) * m], d[at]);
-                match isa {
-                    // SAFETY: as above.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 if isa.is_supported() => unsafe {
-                        softmax_grad_row_avx512(pr, row, di, scale)
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 if isa.is_supported() => unsafe {
-                        softmax_grad_row_avx2(pr, row, di, scale)
-                    },
-                    _ => softmax_grad_row_body(pr, row, di, scale),
-                }
-            }
-        });
-        Ok((CpuStorage::F32(g), pl.shape().clone()))
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), dev)?),
+            Some(Tensor::from_vec(dk, k.shape(), dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), dev)?),
+        ))
     }
 }
 
-/// Score rows per parallel task of the row passes.
-const ROWS_PER_TASK: usize = 16;
+/// One head's operands for the backward, row-major: `q`, the output `o` and its gradient `d_o`
+/// `(n, d)`; `k`, `v` `(m, d)`.
+struct BwdHead<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    o: &'a [f32],
+    d_o: &'a [f32],
+    n: usize,
+    m: usize,
+    d: usize,
+    scale: f32,
+}
+
+/// Per-task buffers of [`head_forward`] / [`head_backward`], reused from head to head.
+#[derive(Default)]
+struct Scratch {
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+    p: Vec<f32>,
+    g: Vec<f32>,
+    qt: Vec<f32>,
+    dot: Vec<f32>,
+    dkt: Vec<f32>,
+    dvt: Vec<f32>,
+    taps: Vec<usize>,
+}
+
+/// `dst (cols, rows) = src (rows, cols)ᵀ`, row-major, `dst` resized to fit.
+fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>) {
+    dst.resize(rows * cols, 0.0);
+    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            dst[j * rows + i] = x;
+        }
+    }
+}
+
+thread_local! {
+    /// The forward's per-thread buffers (transposed keys, one block of scores, the tap list).
+    static FWD_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// One head's output over blocks of [`GB`] query rows: `P = softmax(scale·q kᵀ)` for the block's
+/// `GB x m` scores, then `o = P v`, both products on [`small_gemm::gemm`].
+fn head_forward(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) -> Result<()> {
+    let (n, m, d) = (h.n, h.m, h.d);
+    transpose_into(h.k, m, d, &mut s.kt);
+    s.p.resize(GB * m, 0.0);
+    for i0 in (0..n).step_by(GB) {
+        let qb = GB.min(n - i0);
+        let p = &mut s.p[..qb * m];
+        let q = Mat {
+            data: &h.q[i0 * d..(i0 + qb) * d],
+            ld: d,
+        };
+        gemm(
+            isa,
+            (qb, m, d),
+            q,
+            Mat { data: &s.kt, ld: m },
+            p,
+            m,
+            false,
+            &mut s.taps,
+        )?;
+        for row in p.chunks_exact_mut(m) {
+            softmax_row(isa, row, h.scale);
+        }
+        let o = &mut out[i0 * d..(i0 + qb) * d];
+        gemm(
+            isa,
+            (qb, d, m),
+            Mat { data: p, ld: m },
+            Mat { data: h.v, ld: d },
+            o,
+            d,
+            false,
+            &mut s.taps,
+        )?;
+    }
+    Ok(())
+}
+
+/// `row ← softmax(scale·row)`.
+fn softmax_row(isa: Isa, row: &mut [f32], scale: f32) {
+    match isa {
+        // SAFETY: the feature set each function is compiled for is checked first.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => unsafe { softmax_row_avx512(row, scale) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => unsafe { softmax_row_avx2(row, scale) },
+        _ => softmax_row_body(row, scale),
+    }
+}
+
+/// One head's gradients over blocks of [`GB`] query rows, the block's scores recomputed:
+/// `P = softmax(scale·q kᵀ)`, `dS = scale·P ∘ (dO vᵀ − rowsum(dO ∘ O))`, `dq = dS k`,
+/// `dkᵀ += qᵀ dS`, `dvᵀ += dOᵀ P`. The products run on [`small_gemm::gemm`]; only `GB x m`
+/// scores exist at a time.
+fn head_backward(
+    isa: Isa,
+    h: &BwdHead,
+    (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
+    s: &mut Scratch,
+) -> Result<()> {
+    let (n, m, d) = (h.n, h.m, h.d);
+    transpose_into(h.k, m, d, &mut s.kt);
+    transpose_into(h.v, m, d, &mut s.vt);
+    for buf in [&mut s.dkt, &mut s.dvt] {
+        buf.clear();
+        buf.resize(d * m, 0.0);
+    }
+    s.p.resize(GB * m, 0.0);
+    s.g.resize(GB * m, 0.0);
+    for i0 in (0..n).step_by(GB) {
+        let qb = GB.min(n - i0);
+        let (q, d_o, o) = (
+            &h.q[i0 * d..(i0 + qb) * d],
+            &h.d_o[i0 * d..(i0 + qb) * d],
+            &h.o[i0 * d..(i0 + qb) * d],
+        );
+        let (p, g) = (&mut s.p[..qb * m], &mut s.g[..qb * m]);
+        gemm(
+            isa,
+            (qb, m, d),
+            Mat { data: q, ld: d },
+            Mat { data: &s.kt, ld: m },
+            p,
+            m,
+            false,
+            &mut s.taps,
+        )?;
+        gemm(
+            isa,
+            (qb, m, d),
+            Mat { data: d_o, ld: d },
+            Mat { data: &s.vt, ld: m },
+            g,
+            m,
+            false,
+            &mut s.taps,
+        )?;
+        for r in 0..qb {
+            let pr = &mut p[r * m..(r + 1) * m];
+            let gr = &mut g[r * m..(r + 1) * m];
+            let dd: f32 = d_o[r * d..(r + 1) * d]
+                .iter()
+                .zip(&o[r * d..(r + 1) * d])
+                .map(|(a, b)| a * b)
+                .sum();
+            softmax_rows(isa, pr, gr, dd, h.scale);
+        }
+        gemm(
+            isa,
+            (qb, d, m),
+            Mat { data: g, ld: m },
+            Mat { data: h.k, ld: d },
+            &mut dq[i0 * d..],
+            d,
+            false,
+            &mut s.taps,
+        )?;
+        transpose_into(q, qb, d, &mut s.qt);
+        transpose_into(d_o, qb, d, &mut s.dot);
+        gemm(
+            isa,
+            (d, m, qb),
+            Mat {
+                data: &s.qt,
+                ld: qb,
+            },
+            Mat { data: g, ld: m },
+            &mut s.dkt,
+            m,
+            true,
+            &mut s.taps,
+        )?;
+        gemm(
+            isa,
+            (d, m, qb),
+            Mat {
+                data: &s.dot,
+                ld: qb,
+            },
+            Mat { data: p, ld: m },
+            &mut s.dvt,
+            m,
+            true,
+            &mut s.taps,
+        )?;
+    }
+    for (src, dst) in [(&s.dkt, dk), (&s.dvt, dv)] {
+        for j in 0..m {
+            for f in 0..d {
+                dst[j * d + f] = src[f * m + j];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `p ← softmax(scale·p)`, then `g ← scale·p ∘ (g − dd)`: one score row of the backward.
+fn softmax_rows(isa: Isa, p: &mut [f32], g: &mut [f32], dd: f32, scale: f32) {
+    match isa {
+        // SAFETY: the feature set each function is compiled for is checked first.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => unsafe {
+            softmax_row_avx512(p, scale);
+            softmax_grad_row_avx512(p, g, dd, scale);
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => unsafe {
+            softmax_row_avx2(p, scale);
+            softmax_grad_row_avx2(p, g, dd, scale);
+        },
+        _ => {
+            softmax_row_body(p, scale);
+            softmax_grad_row_body(p, g, dd, scale);
+        }
+    }
+}
+
+/// Query rows per block of the backward (and its score rows in flight: `GB x m`).
+const GB: usize = 64;
 
 #[inline(always)]
 fn softmax_row_body(row: &mut [f32], scale: f32) {
@@ -294,54 +492,6 @@ struct Head<'a> {
     scale: f32,
 }
 
-/// Query rows of one register tile (the scores' and the value products' row count).
-const R: usize = 4;
-/// Features of one register tile of the value products.
-const F: usize = 32;
-
-/// `s[r][j] = scale · q[rows[r]]·k[j0 + j]` for the `R` rows of a tile (rows past the block end
-/// repeat the last row; their scores are not used): `R x KB` accumulators, one broadcast of q and
-/// one shared load of the transposed keys per feature.
-#[inline(always)]
-fn score_tile(h: &Head, rows: [usize; R], kt: &[f32], ldk: usize, s: &mut [[f32; KB]; R]) {
-    *s = [[0f32; KB]; R];
-    for dd in 0..h.d {
-        let Ok(kv) = <&[f32; KB]>::try_from(&kt[dd * ldk..dd * ldk + KB]) else {
-            continue;
-        };
-        for r in 0..R {
-            let qv = h.q[rows[r] * h.d + dd] * h.scale;
-            for j in 0..KB {
-                s[r][j] += qv * kv[j];
-            }
-        }
-    }
-}
-
-/// `acc[rows] += p[rows] · v[j0 .. j0 + kb]` over features `f0 .. f0 + F`: `R x F` accumulators,
-/// one shared load of values per key.
-#[inline(always)]
-fn value_tile(
-    h: &Head,
-    p: &[[f32; KB]; R],
-    j0: usize,
-    kb: usize,
-    f0: usize,
-    acc: &mut [[f32; F]; R],
-) {
-    for j in 0..kb {
-        let Ok(vv) = <&[f32; F]>::try_from(&h.v[(j0 + j) * h.d + f0..][..F]) else {
-            continue;
-        };
-        for r in 0..R {
-            let pj = p[r][j];
-            for f in 0..F {
-                acc[r][f] += pj * vv[f];
-            }
-        }
-    }
-}
-
 /// Lanes of the row reductions: independent accumulators, so that they vectorise (a float sum or
 /// max in one running value is a dependent chain the compiler may not reorder).
 const L: usize = 16;
@@ -373,101 +523,6 @@ fn lane_sum(x: &[f32]) -> f32 {
         }
     }
     it.remainder().iter().sum::<f32>() + s.iter().sum::<f32>()
-}
-
-#[inline(always)]
-fn head_body(h: &Head, out: &mut [f32]) {
-    let (n, m, d) = (h.n, h.m, h.d);
-    // The head's keys transposed once, kt[dd][j] = k[j][dd], rows padded with zeros to whole key
-    // blocks (a per-block transpose cost two scalar moves per score).
-    let ldk = m.div_ceil(KB) * KB;
-    let mut kt = vec![0f32; d * ldk];
-    for j in 0..m {
-        for dd in 0..d {
-            kt[dd * ldk + j] = h.k[j * d + dd];
-        }
-    }
-    let mut acc = vec![0f32; QB * d];
-    let mut p = [[0f32; KB]; R];
-    let (mut run_max, mut run_sum) = ([f32::NEG_INFINITY; QB], [0f32; QB]);
-    for i0 in (0..n).step_by(QB) {
-        let qb = QB.min(n - i0);
-        acc.fill(0.0);
-        run_max.fill(f32::NEG_INFINITY);
-        run_sum.fill(0.0);
-        for j0 in (0..m).step_by(KB) {
-            let kb = KB.min(m - j0);
-            for r0 in (0..qb).step_by(R) {
-                let rows: [usize; R] = std::array::from_fn(|r| i0 + (r0 + r).min(qb - 1));
-                score_tile(h, rows, &kt[j0..], ldk, &mut p);
-                let live = R.min(qb - r0);
-                // Online softmax per row: rescale what was accumulated when the running max grows.
-                for (r, row) in p.iter_mut().enumerate().take(live) {
-                    let i = r0 + r;
-                    let row = &mut row[..kb];
-                    let new_max = run_max[i].max(lane_max(row));
-                    let corr = exp_approx(run_max[i] - new_max);
-                    // A loop without a reduction in it, so that the exponentials vectorise.
-                    for v in row.iter_mut() {
-                        *v = exp_approx(*v - new_max);
-                    }
-                    let block_sum = lane_sum(row);
-                    run_sum[i] = run_sum[i] * corr + block_sum;
-                    run_max[i] = new_max;
-                    for x in &mut acc[i * d..(i + 1) * d] {
-                        *x *= corr;
-                    }
-                }
-                // Rows past the block end get zero weights (their accumulators are not written).
-                for row in p.iter_mut().skip(live) {
-                    row.fill(0.0);
-                }
-                let mut f0 = 0;
-                while f0 + F <= d {
-                    let mut t = [[0f32; F]; R];
-                    for r in 0..live {
-                        t[r].copy_from_slice(&acc[(r0 + r) * d + f0..][..F]);
-                    }
-                    value_tile(h, &p, j0, kb, f0, &mut t);
-                    for r in 0..live {
-                        acc[(r0 + r) * d + f0..][..F].copy_from_slice(&t[r]);
-                    }
-                    f0 += F;
-                }
-                // Features past the last full tile.
-                for r in 0..live {
-                    let a = &mut acc[(r0 + r) * d..(r0 + r + 1) * d];
-                    for (j, &pj) in p[r][..kb].iter().enumerate() {
-                        let vrow = &h.v[(j0 + j) * d..(j0 + j + 1) * d];
-                        for (x, &vv) in a[f0..].iter_mut().zip(&vrow[f0..]) {
-                            *x += pj * vv;
-                        }
-                    }
-                }
-            }
-        }
-        for i in 0..qb {
-            let inv = 1.0 / run_sum[i];
-            for (o, &a) in out[(i0 + i) * d..(i0 + i + 1) * d]
-                .iter_mut()
-                .zip(&acc[i * d..(i + 1) * d])
-            {
-                *o = a * inv;
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn head_avx512(h: &Head, out: &mut [f32]) {
-    head_body(h, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn head_avx2(h: &Head, out: &mut [f32]) {
-    head_body(h, out)
 }
 
 #[cfg(test)]
@@ -509,7 +564,14 @@ mod tests {
     fn gradients_match_the_stock_composite() -> Result<()> {
         // Tracked inputs take the tiled op with its own backward; the stock composite's autograd
         // is the reference. Loss = sum(O ∘ W) with a fixed random W, so dO is not constant.
-        let cases = [(1, 2, 5, 6, 4), (2, 3, 17, 70, 8), (1, 4, 64, 64, 32)];
+        // Several query blocks with a ragged last one (n = 150 > 2·GB), whole micro-kernel
+        // tiles (d = 32, 64) and ragged ones (d = 4, 8).
+        let cases = [
+            (1, 2, 5, 6, 4),
+            (2, 3, 17, 70, 8),
+            (1, 4, 64, 64, 32),
+            (1, 2, 150, 96, 64),
+        ];
         for isa in Isa::runnable() {
             for (i, &(b, h, n, m, d)) in cases.iter().enumerate() {
                 let q = Var::from_tensor(&rand_tensor(&[b, h, n, d], 40 + i as u64, 2.0)?)?;

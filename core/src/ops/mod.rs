@@ -19,6 +19,7 @@ pub mod conv_transpose1d;
 mod conv_wgrad;
 pub mod group_norm;
 pub mod isa;
+mod small_gemm;
 mod vec_math;
 mod winograd;
 
