@@ -34,18 +34,6 @@ impl Linear {
 
     /// Applies the layer to `(..., in)` and returns `(..., out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_features = *dims.last().unwrap_or(&0);
-        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
-        let y = x.reshape((rows, in_features))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.weight.dim(0)?;
-        }
-        Ok(y.reshape(out_dims)?)
+        Ok(crate::ops::linear(x, &self.weight, self.bias.as_ref())?)
     }
 }

@@ -147,6 +147,15 @@ impl LayerNorm {
             )?);
         }
         let dtype = x.dtype();
+        if dtype == DType::F32 {
+            // The fused op with its own backward (the composite below for other devices).
+            return Ok(crate::ops::layer_norm(
+                x,
+                &self.weight,
+                &self.bias,
+                self.eps,
+            )?);
+        }
         let xf = x.to_dtype(stats_dtype(dtype))?;
         let mean = xf.mean_keepdim(D::Minus1)?;
         let centred = xf.broadcast_sub(&mean)?;

@@ -6,7 +6,11 @@
 //!   tensors they pair input channels for the AVX-512 BF16 dot product (`vdpbf16ps`, f32
 //!   accumulation) where the CPU has it, and run the f32 kernels on the bf16 values otherwise.
 //! - [`group_norm_scale_shift_silu()`]: GroupNorm → `x·(scale+1)+shift` → SiLU in two passes.
-//! - [`attention()`]: tiled attention with an online softmax (no full score matrix).
+//! - [`attention()`]: attention in blocks of query rows (no full score matrix), its products on
+//!   the convolution micro-kernels, with backward.
+//! - [`linear()`], [`layer_norm()`], [`gelu_erf()`]: the transformer blocks' layers, parallel and
+//!   fused with their own backward (the stock composites are several mostly serial candle ops
+//!   each, and as many nodes in the backward pass).
 //! - [`isa::Isa`]: runtime instruction-set choice; `ADIFF_KERNELS=portable|avx2|avx512` caps it.
 //!
 //! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes,
@@ -17,8 +21,11 @@ pub mod conv1d;
 mod conv_kernel;
 pub mod conv_transpose1d;
 mod conv_wgrad;
+pub mod gelu;
 pub mod group_norm;
 pub mod isa;
+pub mod layer_norm;
+pub mod linear;
 mod small_gemm;
 mod vec_math;
 mod winograd;
@@ -33,8 +40,11 @@ mod winograd_tests;
 pub use attention::{attention, attention_stock, attention_with};
 pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
 pub use conv_transpose1d::{conv_transpose1d, conv_transpose1d_stock, conv_transpose1d_with};
+pub use gelu::{gelu_erf, gelu_erf_with};
 pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArgs};
 pub use isa::Isa;
+pub use layer_norm::{layer_norm, layer_norm_stock};
+pub use linear::{linear, linear_stock, linear_with};
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 use std::borrow::Cow;

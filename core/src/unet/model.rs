@@ -179,7 +179,7 @@ impl UNet1d {
             let t = time.ok_or_else(|| {
                 Error::input("time", "use_context_time is set but no time was given")
             })?;
-            items.push(to_time.forward(t)?.gelu_erf()?);
+            items.push(crate::ops::gelu_erf(&to_time.forward(t)?)?);
         }
         if let Some(to_features) = &self.to_features {
             let f = features.ok_or_else(|| {
@@ -188,14 +188,14 @@ impl UNet1d {
                     "context_features is set but no features were given",
                 )
             })?;
-            items.push(to_features.forward(f)?.gelu_erf()?);
+            items.push(crate::ops::gelu_erf(&to_features.forward(f)?)?);
         }
         let mut sum = items[0].clone();
         for item in &items[1..] {
             sum = (sum + item)?;
         }
-        let h = l0.forward(&sum)?.gelu_erf()?;
-        Ok(Some(l2.forward(&h)?.gelu_erf()?))
+        let h = crate::ops::gelu_erf(&l0.forward(&sum)?)?;
+        Ok(Some(crate::ops::gelu_erf(&l2.forward(&h)?)?))
     }
 
     /// Picks level `level`'s context out of the compact `channels_list` and checks its channels.
