@@ -11,11 +11,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use adiff_core::diffusion::{Diffusion, ObjectiveDenoiser, VDiffusion, VDistribution};
 use adiff_core::flops::unet1d_forward;
+use adiff_core::optim::{AdamW, AdamWConfig};
 use adiff_core::sampler::{Sampler, VSampler};
 use adiff_core::unet::{UNet1d, UNet1dConfig};
 use adiff_core::{Compat, NetInputs, SeededNoise};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -157,7 +158,9 @@ fn bench_training_step(c: &mut Criterion) {
     let diffusion = VDiffusion::new(net, Box::new(VDistribution::default()), Compat::Fixed);
     let inp = inputs(&cfg, batch, len);
     let x = Tensor::randn(0f32, 0.3, (batch, cfg.in_channels, len), &Device::Cpu).expect("x");
-    let mut opt = candle_nn::AdamW::new_lr(varmap.all_vars(), 1e-4).expect("adamw");
+    // The trainer's optimizer (in-place AdamW on the CPU), as `adiff train` runs it.
+    let vars = varmap.all_vars();
+    let mut opt = AdamW::new(vars.clone(), AdamWConfig::default()).expect("adamw");
     let mut noise = SeededNoise::new(0);
     // Forward + backward is about 3x the forward FLOPs (SPEC §2.6).
     g.throughput(Throughput::Elements(
@@ -166,7 +169,15 @@ fn bench_training_step(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("adiff", "small_4x2^16"), |bn| {
         bn.iter(|| {
             let loss = diffusion.loss(&x, &inp, &mut noise, None).expect("loss");
-            opt.backward_step(&loss).expect("step");
+            let store = loss.backward().expect("backward");
+            let grads: Vec<Tensor> = vars
+                .iter()
+                .map(|v| match store.get(v) {
+                    Some(g) => g.clone(),
+                    None => v.zeros_like().expect("zeros"),
+                })
+                .collect();
+            opt.step(&grads, 1e-4).expect("step");
         })
     });
     g.finish();

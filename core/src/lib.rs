@@ -17,6 +17,7 @@ pub mod net;
 pub mod nn;
 pub mod noise;
 pub mod ops;
+pub mod optim;
 pub mod pipeline;
 pub mod sampler;
 pub mod schedule;

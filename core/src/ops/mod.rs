@@ -45,6 +45,7 @@ pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArg
 pub use isa::Isa;
 pub use layer_norm::{layer_norm, layer_norm_stock};
 pub use linear::{linear, linear_stock, linear_with};
+pub(crate) use vec_math::par_chunks_mut;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 use std::borrow::Cow;
