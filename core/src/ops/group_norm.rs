@@ -122,6 +122,11 @@ pub fn group_norm_stock(
     }
 }
 
+/// From this many (batch, group) pairs the forward runs one task per group (statistics and
+/// output rows together, the group's inputs read from memory once); below it, the rows are spread
+/// over the pool on their own so that both threads work.
+const GROUP_TASKS: usize = 4;
+
 struct GroupNormOp {
     args: GroupNormArgs,
     isa: Isa,
@@ -151,19 +156,35 @@ impl CustomOp3 for GroupNormOp {
             );
         }
         let group_len = (c / g) * t;
-        let isa = self.isa;
-        // Pass 1: (mean, 1/std) per (batch, group).
+        let (isa, silu, cg) = (self.isa, self.args.silu, c / g);
+        let factors = |row: usize, (mean, rstd): (f64, f64)| {
+            let a = rstd * a0[row] as f64;
+            (a as f32, (b0[row] as f64 - mean * a) as f32)
+        };
+        if b * g >= GROUP_TASKS {
+            // One task per (batch, group): its statistics, then its rows while they are in L2.
+            let y = super::vec_math::par_collect(b * c * t, group_len.max(1), |i, dst| {
+                let xs = &x[i * group_len..(i + 1) * group_len];
+                let st = group_stats(isa, xs, self.args.eps);
+                for (j, (src, d)) in xs
+                    .chunks_exact(t.max(1))
+                    .zip(dst.chunks_exact_mut(t.max(1)))
+                    .enumerate()
+                {
+                    let (a, bb) = factors(i * cg + j, st);
+                    affine_act(isa, src, d, a, bb, silu);
+                }
+            });
+            return Ok((CpuStorage::F32(y), Shape::from((b, c, t))));
+        }
+        // Few groups: (mean, 1/std) per (batch, group), then the rows in parallel.
         let mut stats = vec![(0f64, 0f64); b * g];
         par_chunks_mut(&mut stats, 1, |i, st| {
             st[0] = group_stats(isa, &x[i * group_len..(i + 1) * group_len], self.args.eps);
         });
-        // Pass 2: y = act(a·x + b) per (batch, channel) row.
-        let silu = self.args.silu;
         let y = super::vec_math::par_collect(b * c * t, t.max(1), |row, dst| {
-            let (mean, rstd) = stats[row / (c / g)];
-            let a = rstd * a0[row] as f64;
-            let bb = b0[row] as f64 - mean * a;
-            affine_act(isa, &x[row * t..][..t], dst, a as f32, bb as f32, silu);
+            let (a, bb) = factors(row, stats[row / cg]);
+            affine_act(isa, &x[row * t..][..t], dst, a, bb, silu);
         });
         Ok((CpuStorage::F32(y), Shape::from((b, c, t))))
     }
@@ -234,10 +255,19 @@ impl CustomOp3 for GroupNormBwdOp {
             b: b0[r],
             silu,
         };
-        // Pass 1, per (batch, group): [mean, rstd, Σ dz per row, Σ dz·n per row].
+        // One task per (batch, group), all passes over the group's rows while they are in L2:
+        // [mean, rstd, Σ dz per row, Σ dz·n per row] into `recs`, then dx into `out`.
         let rec = 2 + 2 * cg;
-        let mut recs = vec![0f64; b * g * rec];
-        par_chunks_mut(&mut recs, rec, |i, r| {
+        let n = b * c * t;
+        let recs: Vec<std::sync::Mutex<Vec<f64>>> = (0..b * g)
+            .map(|_| std::sync::Mutex::new(Vec::new()))
+            .collect();
+        // The last 2·b·c values (the factors' gradients, written below) are past every group.
+        let mut out = super::vec_math::par_collect(n + 2 * b * c, group_len.max(1), |i, dst| {
+            if i >= b * g {
+                return;
+            }
+            let mut r = vec![0f64; rec];
             let st = group_stats(isa, &x[i * group_len..(i + 1) * group_len], self.args.eps);
             (r[0], r[1]) = st;
             for j in 0..cg {
@@ -246,14 +276,6 @@ impl CustomOp3 for GroupNormBwdOp {
                 let (s1, s2) = gn_bwd_sums(isa, &x[span.clone()], &dy[span], row(rr, st));
                 (r[2 + j], r[2 + cg + j]) = (s1, s2);
             }
-        });
-        // Pass 2: dx per group, then the factors' gradients.
-        let n = b * c * t;
-        let mut out = vec![0f32; n + 2 * b * c];
-        let recs = &recs;
-        par_chunks_mut(&mut out[..n], group_len.max(1), |i, dst| {
-            let r = &recs[i * rec..(i + 1) * rec];
-            let st = (r[0], r[1]);
             let count = group_len.max(1) as f64;
             let (mut m1, mut m2) = (0f64, 0f64);
             for j in 0..cg {
@@ -267,7 +289,17 @@ impl CustomOp3 for GroupNormBwdOp {
                 let d = &mut dst[j * t..(j + 1) * t];
                 gn_bwd_dx(isa, &x[span.clone()], &dy[span], d, row(rr, st), m);
             }
+            if let Ok(mut slot) = recs[i].lock() {
+                *slot = r;
+            }
         });
+        let recs: Vec<f64> = recs
+            .into_iter()
+            .flat_map(|m| m.into_inner().unwrap_or_default())
+            .collect();
+        if recs.len() != b * g * rec {
+            bail!("adiff group norm backward: a group's sums are missing");
+        }
         for i in 0..b * g {
             let r = &recs[i * rec..(i + 1) * rec];
             for j in 0..cg {
