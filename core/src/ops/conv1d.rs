@@ -219,8 +219,12 @@ impl CustomOp3 for Conv1dOp {
         let gx = if s == 1 && p < k && super::winograd::applies(co, ci, k, s, t) {
             // A stride-1 convolution's input gradient is the convolution of the output gradient
             // with the kernel transposed and reversed, padded by k - 1 - p: again kernel 3.
-            let rev = Tensor::from_vec(vec![2u32, 1, 0], 3, w.device())?;
-            let wt = w.transpose(0, 1)?.contiguous()?.index_select(&rev, 2)?;
+            let wt = if w.dtype() == DType::F32 {
+                w.contiguous()?.apply_op1_no_bwd(&FlipOp)?
+            } else {
+                let rev = Tensor::from_vec(vec![2u32, 1, 0], 3, w.device())?;
+                w.transpose(0, 1)?.contiguous()?.index_select(&rev, 2)?
+            };
             conv1d_with(grad, &wt, None, 1, k - 1 - p, self.isa)?
         } else {
             super::conv_transpose1d::conv_transpose1d_with(
@@ -237,6 +241,32 @@ impl CustomOp3 for Conv1dOp {
         let gw = conv1d_weight_grad(x, grad, k, s, p, self.isa)?;
         let gb = bias_grad(grad, self.isa)?;
         Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}
+
+/// `w [co, ci, k]` → `[ci, co, k]` with the taps reversed: the kernel of a stride-1 convolution's
+/// input gradient, in one pass (candle's transpose copy and `index_select` were two serial
+/// passes of every such layer's backward).
+struct FlipOp;
+
+impl candle_core::CustomOp1 for FlipOp {
+    fn name(&self) -> &'static str {
+        "adiff-conv-flip-kernel"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let w = f32_values(s, l)?;
+        let (co, ci, k) = l.shape().dims3()?;
+        let mut wt = vec![0f32; w.len()];
+        for (o, rows) in w.chunks_exact((ci * k).max(1)).enumerate() {
+            for (c, taps) in rows.chunks_exact(k.max(1)).enumerate() {
+                let dst = &mut wt[(c * co + o) * k..(c * co + o + 1) * k];
+                for (d, &v) in dst.iter_mut().zip(taps.iter().rev()) {
+                    *d = v;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(wt), Shape::from((ci, co, k))))
     }
 }
 
