@@ -17,6 +17,7 @@
 //! and everywhere when `ADIFF_KERNELS=stock`.
 
 pub mod attention;
+pub mod concat;
 pub mod conv1d;
 mod conv_kernel;
 pub mod conv_transpose1d;
@@ -38,6 +39,7 @@ mod group_norm_tests;
 mod winograd_tests;
 
 pub use attention::{attention, attention_stock, attention_with};
+pub use concat::{cat_scaled, cat_scaled_stock};
 pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
 pub use conv_transpose1d::{conv_transpose1d, conv_transpose1d_stock, conv_transpose1d_with};
 pub use gelu::{gelu_erf, gelu_erf_with};

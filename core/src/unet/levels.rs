@@ -317,12 +317,13 @@ impl UpsampleBlock1d {
                 let skip = skips
                     .pop()
                     .ok_or_else(|| Error::input("skips", "ran out of skip connections"))?;
-                let skip = if self.cfg.use_skip_scale {
-                    (skip * std::f64::consts::FRAC_1_SQRT_2)?
+                let scale = if self.cfg.use_skip_scale {
+                    std::f64::consts::FRAC_1_SQRT_2
                 } else {
-                    skip
+                    1.0
                 };
-                x = Tensor::cat(&[&x, &skip], 1)?;
+                // One pass (and one backward node) for the scale and the concatenation.
+                x = crate::ops::cat_scaled(&x, &skip, scale)?;
             }
             x = block.forward(&x, mapping)?;
         }
