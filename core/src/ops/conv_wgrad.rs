@@ -182,17 +182,10 @@ unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], len: usize, out: &mu
     let mut a32 = z;
     let (x0, x1, x2) = (x[0], x[1], x[2]);
     let full = len / LANES * LANES;
-    let mut t = 0;
-    // Taps that are one row shifted by 0, 1, 2 (a kernel-3 stride-1 channel): one aligned-
-    // independent load per step, the shifted vectors by lane rotation from the next one.
-    let shifted = x1 == x0.add(1) && x2 == x0.add(2);
-    if shifted && full > LANES {
-        let mut cur = _mm512_castps_si512(_mm512_loadu_ps(x0));
-        while t + LANES < full {
-            let next = _mm512_castps_si512(_mm512_loadu_ps(x0.add(t + LANES)));
-            let xv0 = _mm512_castsi512_ps(cur);
-            let xv1 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(next, cur));
-            let xv2 = _mm512_castsi512_ps(_mm512_alignr_epi32::<2>(next, cur));
+    // One time step of the 4 x 3 tile (named accumulators, not an array: see above).
+    macro_rules! step {
+        ($t:expr, $xv0:expr, $xv1:expr, $xv2:expr) => {{
+            let (t, xv0, xv1, xv2) = ($t, $xv0, $xv1, $xv2);
             let dv = _mm512_loadu_ps(d0.add(t));
             a00 = _mm512_fmadd_ps(dv, xv0, a00);
             a01 = _mm512_fmadd_ps(dv, xv1, a01);
@@ -209,6 +202,20 @@ unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], len: usize, out: &mu
             a30 = _mm512_fmadd_ps(dv, xv0, a30);
             a31 = _mm512_fmadd_ps(dv, xv1, a31);
             a32 = _mm512_fmadd_ps(dv, xv2, a32);
+        }};
+    }
+    let mut t = 0;
+    // Taps that are one row shifted by 0, 1, 2 (a kernel-3 stride-1 channel): one aligned-
+    // independent load per step, the shifted vectors by lane rotation from the next one.
+    let shifted = x1 == x0.add(1) && x2 == x0.add(2);
+    if shifted && full > LANES {
+        let mut cur = _mm512_castps_si512(_mm512_loadu_ps(x0));
+        while t + LANES < full {
+            let next = _mm512_castps_si512(_mm512_loadu_ps(x0.add(t + LANES)));
+            let xv0 = _mm512_castsi512_ps(cur);
+            let xv1 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(next, cur));
+            let xv2 = _mm512_castsi512_ps(_mm512_alignr_epi32::<2>(next, cur));
+            step!(t, xv0, xv1, xv2);
             cur = next;
             t += LANES;
         }
@@ -217,22 +224,7 @@ unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], len: usize, out: &mu
         let xv0 = _mm512_loadu_ps(x0.add(t));
         let xv1 = _mm512_loadu_ps(x1.add(t));
         let xv2 = _mm512_loadu_ps(x2.add(t));
-        let dv = _mm512_loadu_ps(d0.add(t));
-        a00 = _mm512_fmadd_ps(dv, xv0, a00);
-        a01 = _mm512_fmadd_ps(dv, xv1, a01);
-        a02 = _mm512_fmadd_ps(dv, xv2, a02);
-        let dv = _mm512_loadu_ps(d1.add(t));
-        a10 = _mm512_fmadd_ps(dv, xv0, a10);
-        a11 = _mm512_fmadd_ps(dv, xv1, a11);
-        a12 = _mm512_fmadd_ps(dv, xv2, a12);
-        let dv = _mm512_loadu_ps(d2.add(t));
-        a20 = _mm512_fmadd_ps(dv, xv0, a20);
-        a21 = _mm512_fmadd_ps(dv, xv1, a21);
-        a22 = _mm512_fmadd_ps(dv, xv2, a22);
-        let dv = _mm512_loadu_ps(d3.add(t));
-        a30 = _mm512_fmadd_ps(dv, xv0, a30);
-        a31 = _mm512_fmadd_ps(dv, xv1, a31);
-        a32 = _mm512_fmadd_ps(dv, xv2, a32);
+        step!(t, xv0, xv1, xv2);
         t += LANES;
     }
     let acc = [
