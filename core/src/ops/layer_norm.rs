@@ -10,6 +10,7 @@
 
 use super::f32_slice;
 use super::fast_path_ok;
+use super::vec_math::lane_sum;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 /// Rows per task.
@@ -43,23 +44,6 @@ pub fn layer_norm_stock(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<
         .broadcast_div(&(var + eps)?.sqrt()?)?
         .broadcast_mul(w)?
         .broadcast_add(b)
-}
-
-/// Independent accumulators of the row sums, so that they vectorise (one running float is a
-/// dependent chain the compiler may not reorder).
-const LANES: usize = 16;
-
-/// `Σ_{i < len} term(i)` over [`LANES`] accumulators.
-#[inline(always)]
-fn lane_sum(len: usize, term: impl Fn(usize) -> f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let whole = len / LANES * LANES;
-    for i in (0..whole).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += term(i + l);
-        }
-    }
-    (whole..len).map(&term).sum::<f32>() + acc.iter().sum::<f32>()
 }
 
 /// `(mean, rstd)` of one row.

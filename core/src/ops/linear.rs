@@ -93,23 +93,11 @@ fn few_rows(
     transpose(&yt, out, rows)
 }
 
-/// Independent accumulators of [`dot`], so that it vectorises.
-const LANES: usize = 16;
-
 #[inline(always)]
 fn dot_body(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let whole = a.len().min(b.len()) / LANES * LANES;
-    for (ca, cb) in a[..whole]
-        .chunks_exact(LANES)
-        .zip(b[..whole].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] += ca[l] * cb[l];
-        }
-    }
-    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
-    tail + acc.iter().sum::<f32>()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    super::vec_math::lane_sum(n, |i| a[i] * b[i])
 }
 
 #[cfg(target_arch = "x86_64")]

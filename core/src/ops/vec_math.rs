@@ -32,6 +32,24 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     e * f32::from_bits(((ni + 127) << 23) as u32)
 }
 
+/// Independent accumulators of [`lane_sum`], so that it vectorises (one running float is a
+/// dependent chain the compiler may not reorder).
+const SUM_LANES: usize = 16;
+
+/// `Σ_{i < len} term(i)` over [`SUM_LANES`] accumulators: the row reductions of the attention,
+/// LayerNorm and Linear kernels (inlined into their per-ISA bodies).
+#[inline(always)]
+pub(crate) fn lane_sum(len: usize, term: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; SUM_LANES];
+    let whole = len / SUM_LANES * SUM_LANES;
+    for i in (0..whole).step_by(SUM_LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += term(i + l);
+        }
+    }
+    (whole..len).map(&term).sum::<f32>() + acc.iter().sum::<f32>()
+}
+
 #[inline(always)]
 fn affine_act_body(src: &[f32], dst: &mut [f32], a: f32, b: f32, silu: bool) {
     if silu {
