@@ -14,7 +14,7 @@
 
 use super::conv_kernel::SharedPtr;
 use super::isa::Isa;
-use super::small_gemm::{gemm, Mat};
+use super::small_gemm::{gemm, transpose_into, Mat};
 use super::vec_math::exp_approx;
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
@@ -237,16 +237,6 @@ struct Scratch {
     taps: Vec<usize>,
 }
 
-/// `dst (cols, rows) = src (rows, cols)ᵀ`, row-major, `dst` resized to fit.
-fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>) {
-    dst.resize(rows * cols, 0.0);
-    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            dst[j * rows + i] = x;
-        }
-    }
-}
-
 thread_local! {
     /// The forward's per-thread buffers (transposed keys, one block of scores, the tap list).
     static FWD_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
@@ -291,18 +281,6 @@ fn head_forward(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) -> Result<
         )?;
     }
     Ok(())
-}
-
-/// `row ← softmax(scale·row)`.
-fn softmax_row(isa: Isa, row: &mut [f32], scale: f32) {
-    match isa {
-        // SAFETY: the feature set each function is compiled for is checked first.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if isa.is_supported() => unsafe { softmax_row_avx512(row, scale) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_supported() => unsafe { softmax_row_avx2(row, scale) },
-        _ => softmax_row_body(row, scale),
-    }
 }
 
 /// One head's gradients over blocks of [`GB`] query rows, the block's scores recomputed:
@@ -360,7 +338,8 @@ fn head_backward(
                 .zip(&o[r * d..(r + 1) * d])
                 .map(|(a, b)| a * b)
                 .sum();
-            softmax_rows(isa, pr, gr, dd, h.scale);
+            softmax_row(isa, pr, h.scale);
+            softmax_grad_row(isa, pr, gr, dd, h.scale);
         }
         gemm(
             isa,
@@ -411,27 +390,6 @@ fn head_backward(
     Ok(())
 }
 
-/// `p ← softmax(scale·p)`, then `g ← scale·p ∘ (g − dd)`: one score row of the backward.
-fn softmax_rows(isa: Isa, p: &mut [f32], g: &mut [f32], dd: f32, scale: f32) {
-    match isa {
-        // SAFETY: the feature set each function is compiled for is checked first.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if isa.is_supported() => unsafe {
-            softmax_row_avx512(p, scale);
-            softmax_grad_row_avx512(p, g, dd, scale);
-        },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_supported() => unsafe {
-            softmax_row_avx2(p, scale);
-            softmax_grad_row_avx2(p, g, dd, scale);
-        },
-        _ => {
-            softmax_row_body(p, scale);
-            softmax_grad_row_body(p, g, dd, scale);
-        }
-    }
-}
-
 /// Query rows per block of the backward (and its score rows in flight: `GB x m`).
 const GB: usize = 64;
 
@@ -457,29 +415,14 @@ fn softmax_grad_row_body(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_row_avx512(row: &mut [f32], scale: f32) {
-    softmax_row_body(row, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_row_avx2(row: &mut [f32], scale: f32) {
-    softmax_row_body(row, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_grad_row_avx512(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
-    softmax_grad_row_body(p, g, d, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_grad_row_avx2(p: &[f32], g: &mut [f32], d: f32, scale: f32) {
-    softmax_grad_row_body(p, g, d, scale)
-}
+super::isa::per_isa!(
+    /// `row ← softmax(scale·row)`.
+    fn softmax_row(row: &mut [f32], scale: f32) => softmax_row_body
+);
+super::isa::per_isa!(
+    /// `g ← scale·p ∘ (g − d)`: one score row of the softmax gradient.
+    fn softmax_grad_row(p: &[f32], g: &mut [f32], d: f32, scale: f32) => softmax_grad_row_body
+);
 
 /// One head's inputs: `q (n, d)`, `k (m, d)`, `v (m, d)`, row-major.
 struct Head<'a> {

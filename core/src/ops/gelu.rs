@@ -70,29 +70,8 @@ fn gelu_grad_body(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_avx512(x: &[f32], y: &mut [f32]) {
-    gelu_body(x, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_avx2(x: &[f32], y: &mut [f32]) {
-    gelu_body(x, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_grad_avx512(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    gelu_grad_body(x, dy, dx)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_grad_avx2(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    gelu_grad_body(x, dy, dx)
-}
+super::isa::per_isa!(fn gelu(x: &[f32], y: &mut [f32]) => gelu_body);
+super::isa::per_isa!(fn gelu_grad(x: &[f32], dy: &[f32], dx: &mut [f32]) => gelu_grad_body);
 
 struct GeluOp {
     isa: Isa,
@@ -108,14 +87,7 @@ impl CustomOp1 for GeluOp {
         let isa = self.isa;
         let y = par_collect(x.len(), CHUNK, |i, y| {
             let x = &x[i * CHUNK..][..y.len()];
-            match isa {
-                // SAFETY: the feature set each function is compiled for is checked first.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if isa.is_supported() => unsafe { gelu_avx512(x, y) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if isa.is_supported() => unsafe { gelu_avx2(x, y) },
-                _ => gelu_body(x, y),
-            }
+            gelu(isa, x, y);
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -155,14 +127,7 @@ impl CustomOp2 for GeluGradOp {
         let isa = self.isa;
         let dx = par_collect(x.len(), CHUNK, |i, dx| {
             let (x, dy) = (&x[i * CHUNK..][..dx.len()], &dy[i * CHUNK..][..dx.len()]);
-            match isa {
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if isa.is_supported() => unsafe { gelu_grad_avx512(x, dy, dx) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if isa.is_supported() => unsafe { gelu_grad_avx2(x, dy, dx) },
-                _ => gelu_grad_body(x, dy, dx),
-            }
+            gelu_grad(isa, x, dy, dx);
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }

@@ -91,3 +91,34 @@ mod tests {
         assert_eq!(Isa::parse("sse"), None);
     }
 }
+
+/// Defines `fn $name(isa: Isa, args…) -> ret` that runs `$body(args…)` (an `#[inline(always)]`
+/// plain-Rust body) compiled for the chosen instruction set: `#[target_feature]` copies for
+/// AVX-512F and AVX2+FMA, which the compiler vectorises for those units, where the CPU has them;
+/// the body as built otherwise. The calling module allows `unsafe_code`.
+macro_rules! per_isa {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::ops::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match isa {
+                // SAFETY: each copy runs only where `is_supported` found its features.
+                #[cfg(target_arch = "x86_64")]
+                $crate::ops::isa::Isa::Avx512 if isa.is_supported() => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::ops::isa::Isa::Avx2 if isa.is_supported() => unsafe { avx2($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use per_isa;

@@ -8,7 +8,7 @@
 
 use super::conv_kernel::SharedPtr;
 use super::isa::Isa;
-use super::small_gemm::{gemm, Mat};
+use super::small_gemm::{gemm, transpose_into, Mat};
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,42 +100,12 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     super::vec_math::lane_sum(n, |i| a[i] * b[i])
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-    dot_body(a, b)
-}
+super::isa::per_isa!(fn dot(a: &[f32], b: &[f32]) -> f32 => dot_body);
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    dot_body(a, b)
-}
-
-fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
-    match isa {
-        // SAFETY: the feature set each function is compiled for is checked first.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if isa.is_supported() => unsafe { dot_avx512(a, b) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_supported() => unsafe { dot_avx2(a, b) },
-        _ => dot_body(a, b),
-    }
-}
-
-/// `src (rows, cols)ᵀ`, row-major, in 16 x 16 blocks (both sides of a block stay in L1).
+/// `src (rows, cols)ᵀ`, row-major.
 fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const B: usize = 16;
-    let mut dst = vec![0f32; rows * cols];
-    for i0 in (0..rows).step_by(B) {
-        for j0 in (0..cols).step_by(B) {
-            for i in i0..(i0 + B).min(rows) {
-                for j in j0..(j0 + B).min(cols) {
-                    dst[j * rows + i] = src[i * cols + j];
-                }
-            }
-        }
-    }
+    let mut dst = Vec::new();
+    transpose_into(src, rows, cols, &mut dst);
     dst
 }
 

@@ -115,6 +115,23 @@ pub(crate) fn gemm(
     Ok(())
 }
 
+/// `dst (cols, rows) = src (rows, cols)ᵀ`, row-major, `dst` resized to fit; in 16 x 16 blocks, so
+/// that both sides of a block stay in L1 (the operands of [`gemm`] that come the other way round).
+pub(crate) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>) {
+    const B: usize = 16;
+    dst.clear();
+    dst.resize(rows * cols, 0.0);
+    for i0 in (0..rows).step_by(B) {
+        for j0 in (0..cols).step_by(B) {
+            for i in i0..(i0 + B).min(rows) {
+                for j in j0..(j0 + B).min(cols) {
+                    dst[j * rows + i] = src[i * cols + j];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +208,21 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn transpose_moves_every_value() {
+        // Off the 16 x 16 blocks on both sides.
+        let (rows, cols) = (19, 37);
+        let src = lcg(7, rows * cols);
+        let mut dst = vec![1.0; 5];
+        transpose_into(&src, rows, cols, &mut dst);
+        assert_eq!(dst.len(), rows * cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(dst[j * rows + i], src[i * cols + j], "({i}, {j})");
+            }
+        }
     }
 
     #[test]
