@@ -17,9 +17,14 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D}
 const ROWS_PER_TASK: usize = 32;
 
 /// `(x − mean)/√(var + eps)·w + b` over the last axis of `x (…, f)`, `w`, `b (f)`. The fused op
-/// for f32 CPU tensors, [`layer_norm_stock`] otherwise. Differentiable.
+/// for f32 CPU tensors; elsewhere candle's fused kernel when no gradient is recorded (it has no
+/// backward), [`layer_norm_stock`] when one is. Differentiable.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
     if !fast_path_ok(&[Some(x), Some(w), Some(b)]) || x.rank() == 0 {
+        let tracked = [x, w, b].iter().any(|t| t.track_op());
+        if !tracked && x.dtype() == candle_core::DType::F32 && x.is_contiguous() && x.rank() > 0 {
+            return candle_nn::ops::layer_norm(x, w, b, eps as f32);
+        }
         return layer_norm_stock(x, w, b, eps);
     }
     let f = x.dim(D::Minus1)?;
