@@ -42,8 +42,11 @@ pub(crate) struct TapConv<'a, T = f32> {
     pub x_len: usize,
     /// Start of each tap inside a batch item's buffer.
     pub offsets: &'a [usize],
-    /// Weights `[out][taps]`, row-major.
+    /// Weights: row `o` holds its taps at `w[o·ldw ..][..taps]`.
     pub w: &'a [T],
+    /// Row stride of `w` (at least the number of taps); [`weight_stride`] gives one the driver
+    /// reads in place.
+    pub ldw: usize,
     /// Bias `[out]`.
     pub bias: &'a [f32],
     /// Output rows.
@@ -59,6 +62,17 @@ pub(crate) fn unaliased(m: usize) -> usize {
         m + 16
     } else {
         m
+    }
+}
+
+/// The weight row stride for `ntaps` 4-byte taps that the driver reads in place: rows whose
+/// stride is a multiple of 512 bytes would map the micro-kernel's NR weight streams to the same
+/// cache sets, so those get 16 values of padding.
+pub(crate) fn weight_stride(ntaps: usize) -> usize {
+    if (ntaps * 4) % 512 == 0 {
+        ntaps + 16
+    } else {
+        ntaps
     }
 }
 
@@ -175,7 +189,8 @@ fn check<T>(conv: &TapConv<T>) -> Result<()> {
     let ntaps = conv.offsets.len();
     let max_off = conv.offsets.iter().copied().max().unwrap_or(0);
     if conv.x.len() != conv.batch * conv.x_len
-        || conv.w.len() != conv.out * ntaps
+        || conv.ldw < ntaps
+        || conv.w.len() != conv.out * conv.ldw
         || conv.bias.len() != conv.out
         || max_off + round_up(conv.t_out, W_MAX) > conv.x_len
     {
@@ -191,26 +206,27 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let out_pad = round_up(conv.out, nr);
     let t_pad = round_up(conv.t_out, wd);
     let n_cb = out_pad / nr;
-    // Weights are read in place ([out][taps]); only a ragged last row block needs a padded copy.
-    // Weights are read in place ([out][taps]) unless the last row block is ragged, or the row
-    // stride is a multiple of 512 bytes (rows would alias to the same cache sets): then a copy
-    // with zero rows / a padded stride.
-    let aliased = (ntaps * std::mem::size_of::<T>()) % 512 == 0;
-    let ldw = if aliased { ntaps + 16 } else { ntaps };
+    // Weights are read in place unless the last row block is ragged or the row stride aliases
+    // (see `weight_stride`): then a padded copy, made in parallel (serially it was a visible
+    // share of the strided and transposed convolutions, whose reordered kernels are megabytes).
+    let ldw = weight_stride(ntaps);
     let w_padded;
-    let w: &[T] = if out_pad == conv.out && !aliased {
+    let w: &[T] = if out_pad == conv.out && (conv.ldw * std::mem::size_of::<T>()) % 512 != 0 {
         conv.w
     } else {
-        let mut v = Vec::with_capacity(out_pad * ldw);
-        for o in 0..out_pad {
-            match conv.w.get(o * ntaps..(o + 1) * ntaps) {
-                Some(src) => v.extend_from_slice(src),
-                None => v.resize(v.len() + ntaps, T::default()),
+        let mut v = vec![T::default(); out_pad * ldw];
+        super::vec_math::par_chunks_mut(&mut v, ldw, |o, dst| {
+            if let Some(src) = conv.w.get(o * conv.ldw..o * conv.ldw + ntaps) {
+                dst[..ntaps].copy_from_slice(src);
             }
-            v.resize(v.len() + ldw - ntaps, T::default());
-        }
+        });
         w_padded = v;
         &w_padded
+    };
+    let ldw = if std::ptr::eq(w, conv.w) {
+        conv.ldw
+    } else {
+        ldw
     };
     let mut bias = vec![0f32; out_pad];
     bias[..conv.out].copy_from_slice(conv.bias);
@@ -460,7 +476,7 @@ pub(crate) fn run_bf16(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
         .collect();
     let mut w2 = vec![0u32; conv.out * cp * tpc];
     for o in 0..conv.out {
-        let src = &conv.w[o * ntaps..][..ntaps];
+        let src = &conv.w[o * conv.ldw..][..ntaps];
         for j in 0..cp * tpc {
             let (p, u) = (j / tpc, j % tpc);
             let hi = if 2 * p + 1 < ci {
@@ -478,6 +494,7 @@ pub(crate) fn run_bf16(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
         x_len: cp * cs,
         offsets: &offsets,
         w: &w2,
+        ldw: cp * tpc,
         bias: conv.bias,
         out: conv.out,
         t_out: conv.t_out,
