@@ -65,6 +65,8 @@ const CONV_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (2, 2, 2, 3, 5, 2, 4),
     (2, 9, 64, 5, 1, 1, 0),
     (1, 4, 66, 6, 3, 1, 0),
+    // 1x1 with more taps than one packing chunk (256) and several tiles per batch item.
+    (2, 300, 200, 20, 1, 1, 0),
     // Long enough for several time blocks of the weight gradient, with ragged tails.
     (3, 4, 5003, 6, 3, 1, 1),
     (2, 3, 4099, 5, 9, 4, 4),
