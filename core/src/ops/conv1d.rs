@@ -4,7 +4,9 @@
 //! the strided convolution into a stride-1 one over `ci·stride` rows whose taps are read in place by
 //! the micro-kernels of [`super::conv_kernel`]: no im2col matrix, no output transpose.
 
-use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{
+    round_up, run, run_bf16, unaliased, weight_stride, with_phase_split, TapConv, W_MAX,
+};
 use super::conv_wgrad::{weight_grad, WeightGrad};
 use super::isa::Isa;
 use super::{conv_path_ok, f32_values, storage_like};
@@ -159,16 +161,18 @@ impl CustomOp3 for Conv1dOp {
         let (offsets, kidx) = tap_list(ci, s, k, m);
         let ntaps = offsets.len();
         // With stride 1 the taps are in the weight's own (c, k) order: read it in place.
+        // Otherwise reordered into rows the driver reads in place.
         let wt_owned;
-        let wt: &[f32] = if s == 1 {
-            w
+        let (wt, ldw): (&[f32], usize) = if s == 1 {
+            (w, ntaps)
         } else {
-            wt_owned = super::vec_math::par_collect(co * ntaps, ntaps.max(1), |o, row| {
+            let ldw = weight_stride(ntaps);
+            wt_owned = super::vec_math::par_collect(co * ldw, ldw, |o, row| {
                 for (d, &ki) in row.iter_mut().zip(&kidx) {
                     *d = w[o * ci * k + ki];
                 }
             });
-            &wt_owned
+            (&wt_owned, ldw)
         };
         let run_on = |ph: &[f32]| {
             let conv = TapConv {
@@ -178,6 +182,7 @@ impl CustomOp3 for Conv1dOp {
                 x_len: ci * s * m,
                 offsets: &offsets,
                 w: wt,
+                ldw,
                 bias,
                 out: co,
                 t_out,

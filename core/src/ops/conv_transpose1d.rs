@@ -7,7 +7,9 @@
 //! with `s·co` output rows over the input padded by `Q - 1`, then interleaved.
 
 use super::conv1d::conv1d_with;
-use super::conv_kernel::{round_up, run, run_bf16, unaliased, with_phase_split, TapConv, W_MAX};
+use super::conv_kernel::{
+    round_up, run, run_bf16, unaliased, weight_stride, with_phase_split, TapConv, W_MAX,
+};
 use super::isa::Isa;
 use super::vec_math::par_collect;
 use super::{conv_path_ok, f32_values, storage_like};
@@ -99,6 +101,7 @@ impl ConvTranspose1dOp {
                 x_len: ci * m,
                 offsets: &offsets,
                 w: wt,
+                ldw: weight_stride(ci * q),
                 bias: zero_bias,
                 out: rows,
                 t_out: v_len,
@@ -149,19 +152,19 @@ impl CustomOp3 for ConvTranspose1dOp {
         let q = k.div_ceil(s);
         let v_len = t + q - 1;
         let m = unaliased(round_up(v_len, W_MAX) + q - 1);
-        // The phases' kernels: row o·s + r, tap (c, j) holds w[c, o, (q - 1 - j)·s + r] (zero past
-        // the kernel end), `width` values a tap row with the taps at `lead + c·width + j`. One
-        // task per output channel reads each w[c, o, ..] run once for all its s rows (a task per
-        // row re-read every weight line s times, 5% of the forward).
-        let phase_kernels = |width: usize, lead: usize| {
-            par_collect(s * co * ci * width, s * ci * width, |o, rows| {
+        // The phases' kernels: row o·s + r (stride ld), tap (c, j) holds w[c, o, (q - 1 - j)·s + r]
+        // (zero past the kernel end), `width` values a tap row with the taps at `lead + c·width +
+        // j`. One task per output channel reads each w[c, o, ..] run once for all its s rows (a
+        // task per row re-read every weight line s times, 5% of the forward).
+        let phase_kernels = |width: usize, lead: usize, ld: usize| {
+            par_collect(s * co * ld, s * ld, |o, rows| {
                 for c in 0..ci {
                     let src = &w[(c * co + o) * k..][..k];
                     for r in 0..s {
                         for j in 0..q {
                             let kk = (q - 1 - j) * s + r;
                             if kk < k {
-                                rows[(r * ci + c) * width + lead + j] = src[kk];
+                                rows[r * ld + c * width + lead + j] = src[kk];
                             }
                         }
                     }
@@ -175,11 +178,11 @@ impl CustomOp3 for ConvTranspose1dOp {
         let (z, z_len) = if winograd {
             // As a kernel-3 convolution padded by 2 with the taps right-aligned (a leading zero
             // tap when q = 2): out[u] = Σ_j wt[j]·x[u + j - (q - 1)] = z[u], u < t + 2.
-            let w3 = phase_kernels(3, 3 - q);
+            let w3 = phase_kernels(3, 3 - q, 3 * ci);
             let z = super::winograd::conv3(x, &w3, &zero_bias, (b, ci, t), s * co, 2, self.isa)?;
             (z, t + 2)
         } else {
-            let wt = phase_kernels(q, 0);
+            let wt = phase_kernels(q, 0, weight_stride(ci * q));
             let z = self.direct(x, &wt, &zero_bias, (b, ci, t), (s * co, q, m, v_len), bf16)?;
             (z, v_len)
         };
