@@ -119,6 +119,8 @@ const CONVT_CASES: &[(usize, usize, usize, usize, usize, usize, usize, usize)] =
     (1, 32, 300, 24, 8, 4, 2, 0),
     (1, 1, 1, 1, 1, 1, 0, 0),
     (2, 3, 9, 4, 3, 1, 0, 0),
+    // More output channels than one phase-kernel block (32), the last block ragged.
+    (1, 6, 20, 40, 4, 2, 1, 0),
 ];
 
 #[test]
