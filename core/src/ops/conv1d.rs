@@ -337,11 +337,6 @@ impl CustomOp2 for WeightGradOp {
                 dl.shape()
             );
         }
-        if k == 3 && s == 1 && super::winograd::weight_grad_applies(ci, co, t_out) {
-            if let Some(gw) = super::winograd::weight_grad3(&x, &dy, (b, ci, t), co, p, self.isa) {
-                return Ok((CpuStorage::F32(gw), Shape::from((co, ci, k))));
-            }
-        }
         let q = k.div_ceil(s);
         let m = unaliased(round_up(t_out, W_MAX) + q - 1);
         let (offsets, kidx) = tap_list(ci, s, k, m);

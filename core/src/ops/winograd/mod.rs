@@ -29,7 +29,7 @@ mod transform;
 use super::conv_kernel::{round_up, spec, Micro, SharedPtr, Spec, WEIGHT_CHUNK_BYTES};
 use super::isa::Isa;
 use candle_core::Result;
-use transform::{transform_grads, transform_input, transform_output, transform_weights, Panels, G};
+use transform::{transform_input, transform_output, transform_weights, Panels};
 
 /// Input and output channels below which the direct kernel stays faster (the transforms are
 /// memory-bound; the products must dominate them).
@@ -62,14 +62,6 @@ const MIN_T_OUT_PHASED: usize = 512;
 /// transposed (`rows_out` = s·co phase rows) convolution.
 pub(crate) fn applies_phased(rows_in: usize, rows_out: usize, t_out: usize) -> bool {
     t_out >= MIN_T_OUT_PHASED && applies(rows_in, rows_out, 3, 1, t_out)
-}
-
-/// Whether a kernel-3 stride-1 weight gradient takes [`weight_grad3`]. Its products run on the
-/// weight-gradient kernel (tiles of 8 rows x 3 taps, which do not share input rows here), so the
-/// transforms only pay off on wide layers (forward + backward, batch 4: 64 ch x 4096 7.6 ms
-/// direct vs 8.2 Winograd; 128 ch x 1024 6.1 vs 6.1; 256 -> 128 ch x 1024 12.7 vs 10.1).
-pub(crate) fn weight_grad_applies(ci: usize, co: usize, t_out: usize) -> bool {
-    ci.min(co) >= 128 && ci.max(co) >= 256 && applies(ci, co, 3, 1, t_out)
 }
 
 fn enabled() -> bool {
@@ -306,105 +298,4 @@ impl Plan<'_> {
             transform_output(self.isa, ms, self.bias[o], dst);
         }
     }
-}
-
-/// `gw[o, c, k] = Σ_b Σ_{u < t_out} dy[b, o, u]·x_pad[b, c, u + k]` for `k < 3`, with `x_pad` =
-/// `x [b, ci, t]` zero-padded by `pad` on each side and `dy [b, co, t_out]`: the weight gradient
-/// `[co][ci][3]` of [`conv3`]. Returns `None` when `t_out` does not fit `t` and `pad`, or this CPU
-/// cannot run `isa`.
-///
-/// By the transposition principle the same six points give F(3, 4): for a tile of 4 output
-/// gradients `f` and its 6 inputs `d`, `Σ_i f_i·d_{i+k} = (Gᵀ [(A f) ∘ (Bᵀ d)])_k`. Summed over
-/// tiles and batch items, `gw[.., k] = Σ_ξ G[ξ, k]·M_ξ` with six products
-/// `M_ξ[o, c] = Σ_{b, j} (A dy)_ξ[b, o, j]·(Bᵀ x)_ξ[b, c, j]`, each run by the weight-gradient
-/// kernel of [`super::conv_wgrad`] over a quarter of the time steps: 6 multiply-adds per 4
-/// outputs instead of 12.
-pub(crate) fn weight_grad3(
-    x: &[f32],
-    dy: &[f32],
-    (b, ci, t): (usize, usize, usize),
-    co: usize,
-    pad: usize,
-    isa: Isa,
-) -> Option<Vec<f32>> {
-    let t_out = dy.len() / (b * co).max(1);
-    if x.len() != b * ci * t
-        || dy.len() != b * co * t_out
-        || t + 2 * pad != t_out + 2
-        || !isa.is_supported()
-    {
-        return None;
-    }
-    let tiles = t_out.div_ceil(4);
-    let cols = round_up(tiles, 16);
-    let m = if (cols * 4) % 512 == 0 {
-        cols + 16
-    } else {
-        cols
-    };
-    let v = unpacked_inputs(x, (b, ci, t), pad, m, isa);
-    // DY[ξ, b, o, j] = (A f)_ξ with f = dy[b, o, 4j .. 4j + 4].
-    let dyt = super::vec_math::par_collect(6 * b * co * m, m, |row, dst| {
-        let (xi, bo) = (row / (b * co), row % (b * co));
-        transform_grads(xi, &dy[bo * t_out..][..t_out], &mut dst[..tiles]);
-    });
-    let products: Vec<Vec<f32>> = (0..6)
-        .map(|xi| {
-            let offsets: Vec<usize> = (0..ci).map(|c| (c * 6 + xi) * m).collect();
-            super::conv_wgrad::weight_grad(
-                &super::conv_wgrad::WeightGrad {
-                    batch: b,
-                    x: &v,
-                    x_len: ci * 6 * m,
-                    offsets: &offsets,
-                    dy: &dyt[xi * b * co * m..][..b * co * m],
-                    out: co,
-                    t_out: m,
-                },
-                isa,
-            )
-        })
-        .collect();
-    Some(super::vec_math::par_collect(
-        co * ci * 3,
-        ci * 3,
-        |o, row| {
-            for (i, d) in row.iter_mut().enumerate() {
-                let (c, k) = (i / 3, i % 3);
-                *d = (0..6).map(|xi| G[xi][k] * products[xi][o * ci + c]).sum();
-            }
-        },
-    ))
-}
-
-/// `V[b, c, ξ, j] = (Bᵀ d)_ξ` for `x [b, ci, t]` padded by `pad`, one unpacked row of `m` tiles per
-/// (b, c, ξ) (zeros past the last tile): the weight gradient's reading of the forward's input
-/// transform.
-fn unpacked_inputs(
-    x: &[f32],
-    (b, ci, t): (usize, usize, usize),
-    pad: usize,
-    m: usize,
-    isa: Isa,
-) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(b * ci * 6 * m);
-    let vp = SharedPtr(v.as_mut_ptr());
-    let panels = Panels {
-        count: 1,
-        width: m,
-        stride: 0,
-        xi_stride: m,
-    };
-    candle_core::utils::barrier_pool().execute_chunked(b * ci, |rows| {
-        let vp = vp;
-        for row in rows {
-            // SAFETY: row (b, c) owns values row·6·m .. (row + 1)·6·m of V's capacity, and only
-            // this task writes them; the transform writes all of them (tiles past the output
-            // are zeros). The caller checked that the CPU runs `isa`.
-            unsafe { transform_input(isa, &x[row * t..][..t], pad, panels, vp.0.add(row * 6 * m)) };
-        }
-    });
-    // SAFETY: the tasks above initialised every value (b·ci rows of 6·m).
-    unsafe { v.set_len(b * ci * 6 * m) };
-    v
 }

@@ -6,16 +6,6 @@
 
 use super::super::isa::Isa;
 
-/// `G`, row ξ: the weights of `g[0..3]` in `U_ξ = (G g)[ξ]`.
-pub(super) const G: [[f32; 3]; 6] = [
-    [0.25, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
 pub(super) fn transform_weights(
     isa: Isa,
     w: &[f32],
@@ -72,23 +62,6 @@ pub(super) fn transform_output(isa: Isa, ms: [&[f32]; 6], bias: f32, dst: &mut [
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weights_avx2(w: &[f32], ci: usize, nr: usize, ldu: usize, dst: &mut [f32]) {
     weights_body(w, ci, nr, ldu, dst)
-}
-
-/// `dst[j] = (A f)_ξ` with `f = src[4j .. 4j + 4]` (zeros past its end): the weight gradient's
-/// transform of the output gradients, the transpose of [`output_body`]'s `Aᵀ`.
-pub(super) fn transform_grads(xi: usize, src: &[f32], dst: &mut [f32]) {
-    for (j, d) in dst.iter_mut().enumerate() {
-        let f = |i: usize| src.get(4 * j + i).copied().unwrap_or(0.0);
-        let (f0, f1, f2, f3) = (f(0), f(1), f(2), f(3));
-        *d = match xi {
-            0 => f0,
-            1 => f0 + f1 + f2 + f3,
-            2 => f0 - f1 + f2 - f3,
-            3 => f0 + 2.0 * f1 + 4.0 * f2 + 8.0 * f3,
-            4 => f0 - 2.0 * f1 + 4.0 * f2 - 8.0 * f3,
-            _ => f3,
-        };
-    }
 }
 
 /// AVX-512 copy of [`output_body`].
