@@ -150,9 +150,10 @@ impl CustomOp3 for Conv1dOp {
             })?;
             return Ok((storage_like(xs, y), Shape::from((b, co, t_out))));
         }
-        // Unpadded stride-1 inputs whose rows already cover the padded output tiles are read in
-        // place (the 1x1 convolutions); everything else goes through the phase split.
-        let direct = s == 1 && p == 0 && t_out % W_MAX == 0 && t % 128 != 0;
+        // Unpadded stride-1 1x1 inputs are read in place (the driver packs them into panels), and
+        // so are others whose rows already cover the padded output tiles; everything else goes
+        // through the phase split.
+        let direct = s == 1 && p == 0 && (k == 1 || (t_out % W_MAX == 0 && t % 128 != 0));
         let m = if direct {
             t
         } else {
@@ -220,10 +221,11 @@ impl CustomOp3 for Conv1dOp {
         if back < 0 || back as usize > t {
             bail!("adiff conv1d backward: cannot map length {t_out} back to {t}");
         }
-        let (ci, co) = (w.dim(1)?, w.dim(0)?);
-        let gx = if s == 1 && p < k && super::winograd::applies(co, ci, k, s, t) {
+        let gx = if s == 1 && p < k {
             // A stride-1 convolution's input gradient is the convolution of the output gradient
-            // with the kernel transposed and reversed, padded by k - 1 - p: again kernel 3.
+            // with the kernel transposed and reversed, padded by k - 1 - p: again a convolution
+            // of kernel k (Winograd for kernel 3; 1x1 read in place), without the transposed
+            // convolution's phase split and interleave passes.
             let wt = if w.dtype() == DType::F32 {
                 w.contiguous()?.apply_op1_no_bwd(&FlipOp)?
             } else {

@@ -188,15 +188,28 @@ pub(crate) fn run(conv: &TapConv, isa: Isa) -> Result<Vec<f32>> {
 fn check<T>(conv: &TapConv<T>) -> Result<()> {
     let ntaps = conv.offsets.len();
     let max_off = conv.offsets.iter().copied().max().unwrap_or(0);
+    // In-place reads cover whole tiles; packed ones (see `drive`) stop at the buffer's end.
+    let reach = if packs(conv) {
+        conv.t_out
+    } else {
+        round_up(conv.t_out, W_MAX)
+    };
     if conv.x.len() != conv.batch * conv.x_len
         || conv.ldw < ntaps
         || conv.w.len() != conv.out * conv.ldw
         || conv.bias.len() != conv.out
-        || max_off + round_up(conv.t_out, W_MAX) > conv.x_len
+        || max_off + reach > conv.x_len
     {
         bail!("adiff ops: inconsistent tap-list convolution geometry");
     }
     Ok(())
+}
+
+/// Whether [`drive`] reads `conv`'s inputs from packed tile panels: with one tap per channel (1x1
+/// convolutions). Kernels with several shifted taps per row read the rows in place, where the
+/// shifts share cache lines (packed, their tiles' inputs would take k times the L2).
+fn packs<T>(conv: &TapConv<T>) -> bool {
+    conv.offsets.len() == conv.channels
 }
 
 /// The cache-blocked parallel loop over (batch, row block, time range) tasks.
@@ -244,11 +257,8 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let n_tr = t_pad.div_ceil(t_range);
     let n_tasks = conv.batch * n_cb * n_tr;
     let n_tiles = t_pad / wd;
-    // One tap per channel (1x1 convolutions): the tiles are packed into panels. Kernels with
-    // several shifted taps per row keep reading the rows in place, where the shifts share cache
-    // lines (packed, their tiles' inputs would take k times the L2).
     let (packed, packed_offsets);
-    let (x, offsets, batch_stride, time_stride) = if ntaps == conv.channels {
+    let (x, offsets, batch_stride, time_stride) = if packs(conv) {
         packed = pack_panels(conv, wd, n_tiles);
         // Tap i of a panel starts at i·wd; tile j of batch item b at (b·n_tiles + j)·ntaps·wd.
         packed_offsets = (0..ntaps).map(|i| i * wd).collect::<Vec<_>>();
@@ -325,9 +335,16 @@ fn pack_panels<T: Copy + Default + Send + Sync>(
             let g = i * 256 + r;
             let (bj, tap) = (g / ntaps, g % ntaps);
             let (b, j) = (bj / n_tiles, bj % n_tiles);
-            let src = &conv.x[b * conv.x_len + conv.offsets[tap] + j * wd..][..wd];
+            // A tile past the end of a batch item's buffer (rows read in place, `check`) is
+            // zero-filled; past the end of a row it reads the next row, whose outputs are dropped.
+            let start = conv.offsets[tap] + j * wd;
+            let n = wd.min(conv.x_len.saturating_sub(start));
+            let src = &conv.x[b * conv.x_len + start..][..n];
             for (d, &v) in d.iter_mut().zip(src) {
                 d.write(v);
+            }
+            for d in &mut d[n..] {
+                d.write(T::default());
             }
         }
     });
