@@ -33,8 +33,10 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
 }
 
 /// Independent accumulators of [`lane_sum`], so that it vectorises (one running float is a
-/// dependent chain the compiler may not reorder).
-const SUM_LANES: usize = 16;
+/// dependent chain the compiler may not reorder): four AVX-512 vectors, so that the adds do not
+/// wait on each other's latency. With one vector (16 lanes) the Linear dot products of the time
+/// mappings (1 x 512 -> 1024, weights cold in DRAM) took 0.45 ms, 4.5 GB/s; with four 0.16 ms.
+const SUM_LANES: usize = 64;
 
 /// `Σ_{i < len} term(i)` over [`SUM_LANES`] accumulators: the row reductions of the attention,
 /// LayerNorm and Linear kernels (inlined into their per-ISA bodies).
