@@ -81,6 +81,8 @@ pub struct ConvTranspose1d {
     pub padding: usize,
     /// Extra samples appended on the right.
     pub output_padding: usize,
+    /// The CPU kernel's reordered weight, kept while `weight` is a constant (inference).
+    phase_cache: std::sync::Arc<crate::ops::PhaseKernelCache>,
 }
 
 impl ConvTranspose1d {
@@ -103,11 +105,29 @@ impl ConvTranspose1d {
             stride,
             padding,
             output_padding,
+            phase_cache: Default::default(),
         })
     }
 
     /// `(batch, in, T)` -> `(batch, out, (T-1)*stride - 2*padding + k + output_padding)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if cpu_f32(&[x, &self.weight]) {
+            transposed_len(
+                x,
+                &self.weight,
+                self.stride,
+                self.padding,
+                self.output_padding,
+            )?;
+            // The CPU kernel, its phase kernels reused across calls while the weight is constant.
+            return Ok(crate::ops::conv_transpose1d_cached(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                (self.stride, self.padding, self.output_padding),
+                &self.phase_cache,
+            )?);
+        }
         conv_transpose1d(
             x,
             &self.weight,

@@ -41,7 +41,10 @@ mod winograd_tests;
 pub use attention::{attention, attention_stock, attention_with};
 pub use concat::{cat_scaled, cat_scaled_stock};
 pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
-pub use conv_transpose1d::{conv_transpose1d, conv_transpose1d_stock, conv_transpose1d_with};
+pub use conv_transpose1d::{
+    conv_transpose1d, conv_transpose1d_cached, conv_transpose1d_stock, conv_transpose1d_with,
+    PhaseKernelCache,
+};
 pub use gelu::{gelu_erf, gelu_erf_with};
 pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArgs};
 pub use isa::Isa;
