@@ -66,6 +66,8 @@ const CONV_GRADS: &[(&str, usize, usize, usize, usize)] = &[
     ("k3_b4_c64_t4096", 4, 64, 4096, 64),
     ("k3_b4_c128_t1024", 4, 128, 1024, 128),
     ("k3_b4_c256to128_t1024", 4, 256, 1024, 128),
+    ("k3_b4_c128_t256", 4, 128, 256, 128),
+    ("k3_b4_c256to128_t256", 4, 256, 256, 128),
 ];
 
 /// One convolution's backward as training runs it: the gradients of input, weight and bias from
