@@ -283,7 +283,10 @@ fn cached_phase_kernels_match_and_follow_the_weight() -> Result<()> {
     let g_plain = (conv_transpose1d_with(&x, &wv, None, s, p, 0, isa)? * &up)?
         .sum_all()?
         .backward()?;
-    let (a, b) = (g_cached.get(&wv).expect("grad"), g_plain.get(&wv).expect("grad"));
+    let (a, b) = (
+        g_cached.get(&wv).expect("grad"),
+        g_plain.get(&wv).expect("grad"),
+    );
     assert_eq!(max_abs_diff(a, b)?.0, 0.0);
     Ok(())
 }
