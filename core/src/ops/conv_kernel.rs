@@ -219,12 +219,16 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let out_pad = round_up(conv.out, nr);
     let t_pad = round_up(conv.t_out, wd);
     let n_cb = out_pad / nr;
-    // Weights are read in place unless the last row block is ragged or the row stride aliases
-    // (see `weight_stride`): then a padded copy, made in parallel (serially it was a visible
-    // share of the strided and transposed convolutions, whose reordered kernels are megabytes).
+    // Weights are read in place unless the last row block is ragged, or the row stride aliases
+    // (see `weight_stride`) and each weight is read more than once (several time ranges or batch
+    // items; read once, the copy cost more than the aliasing: k3 512 ch x 32 samples spent half
+    // its time copying 3 MB). The copy is made in parallel (serially it was a visible share of
+    // the strided and transposed convolutions, whose reordered kernels are megabytes).
     let ldw = weight_stride(ntaps);
     let w_padded;
-    let w: &[T] = if out_pad == conv.out && (conv.ldw * std::mem::size_of::<T>()) % 512 != 0 {
+    let aliased = (conv.ldw * std::mem::size_of::<T>()) % 512 == 0;
+    let reread = conv.batch > 1 || t_pad > round_up(TIME_RANGE, wd);
+    let w: &[T] = if out_pad == conv.out && !(aliased && reread) {
         conv.w
     } else {
         let mut v = vec![T::default(); out_pad * ldw];

@@ -36,10 +36,9 @@ use transform::{transform_input, transform_output, transform_weights, Panels};
 const MIN_CHANNELS: usize = 32;
 
 /// Output samples below which the direct kernel stays faster: a 32-tile panel holds 128 outputs,
-/// so shorter rows compute padding. At 32 samples the direct kernel wins since its weight copy
-/// became parallel (512 ch: 0.43 vs 0.54 ms; 1024 -> 512 ch: 0.83 vs 1.17 ms); at 64 the two tie
-/// (0.58 vs 0.54-0.58 ms).
-const MIN_T_OUT: usize = 64;
+/// so shorter rows compute padding, and the direct kernel reads each weight once in place there
+/// (512 ch x 64: 0.35 vs 0.43 ms; at 128 samples Winograd wins: 1024 -> 512 ch 0.88 vs 1.36 ms).
+const MIN_T_OUT: usize = 128;
 
 /// Whether a convolution of this geometry takes the Winograd path: kernel 3, stride 1, enough
 /// channels and samples, and not switched off with `ADIFF_WINOGRAD=0`.
