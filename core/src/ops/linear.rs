@@ -8,7 +8,7 @@
 
 use super::conv_kernel::SharedPtr;
 use super::isa::Isa;
-use super::small_gemm::{gemm, transpose_into, Mat};
+use super::small_gemm::{gemm, par_transpose, Mat};
 use super::{f32_slice, fast_path_ok};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +90,7 @@ fn few_rows(
             }
         }
     });
-    transpose(&yt, out, rows)
+    par_transpose(&yt, out, rows, None)
 }
 
 #[inline(always)]
@@ -101,13 +101,6 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
 }
 
 super::isa::per_isa!(fn dot(a: &[f32], b: &[f32]) -> f32 => dot_body);
-
-/// `src (rows, cols)ᵀ`, row-major.
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut dst = Vec::new();
-    transpose_into(src, rows, cols, &mut dst);
-    dst
-}
 
 /// `c (rows, n) = a (rows, k) · b (k, n) [+ bias (n)]`, row blocks in parallel.
 fn rows_times(
@@ -188,18 +181,13 @@ impl CustomOp3 for LinearOp {
         }
         let y = if inp * out <= rows * (inp + out) {
             // Wᵀ (in, out) as the product's right operand.
-            let wt = transpose(w, out, inp);
+            let wt = par_transpose(w, out, inp, None);
             rows_times(self.isa, x, (rows, inp, out), &wt, Some(b))?
         } else {
             // Fewer values to move the other way round: yᵀ = W xᵀ (+ b per row), transposed back.
-            let xt = transpose(x, rows, inp);
-            let mut yt = rows_times(self.isa, w, (out, inp, rows), &xt, None)?;
-            for (row, &bv) in yt.chunks_exact_mut(rows).zip(b) {
-                for v in row {
-                    *v += bv;
-                }
-            }
-            transpose(&yt, out, rows)
+            let xt = par_transpose(x, rows, inp, None);
+            let yt = rows_times(self.isa, w, (out, inp, rows), &xt, None)?;
+            par_transpose(&yt, out, rows, Some(b))
         };
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
