@@ -236,22 +236,19 @@ unsafe fn micro_avx512(dy: &[*const f32], x: &[*const f32], span: Span, out: &mu
         macro_rules! step {
             ($t:expr, $xv0:expr, $xv1:expr, $xv2:expr) => {{
                 let (t, xv0, xv1, xv2) = ($t, $xv0, $xv1, $xv2);
-                let dv = _mm512_loadu_ps(d0.add(t));
-                a00 = _mm512_fmadd_ps(dv, xv0, a00);
-                a01 = _mm512_fmadd_ps(dv, xv1, a01);
-                a02 = _mm512_fmadd_ps(dv, xv2, a02);
-                let dv = _mm512_loadu_ps(d1.add(t));
-                a10 = _mm512_fmadd_ps(dv, xv0, a10);
-                a11 = _mm512_fmadd_ps(dv, xv1, a11);
-                a12 = _mm512_fmadd_ps(dv, xv2, a12);
-                let dv = _mm512_loadu_ps(d2.add(t));
-                a20 = _mm512_fmadd_ps(dv, xv0, a20);
-                a21 = _mm512_fmadd_ps(dv, xv1, a21);
-                a22 = _mm512_fmadd_ps(dv, xv2, a22);
-                let dv = _mm512_loadu_ps(d3.add(t));
-                a30 = _mm512_fmadd_ps(dv, xv0, a30);
-                a31 = _mm512_fmadd_ps(dv, xv1, a31);
-                a32 = _mm512_fmadd_ps(dv, xv2, a32);
+                // One dy row against the three taps.
+                macro_rules! row {
+                    ($d:ident, $b0:ident, $b1:ident, $b2:ident) => {{
+                        let dv = _mm512_loadu_ps($d.add(t));
+                        $b0 = _mm512_fmadd_ps(dv, xv0, $b0);
+                        $b1 = _mm512_fmadd_ps(dv, xv1, $b1);
+                        $b2 = _mm512_fmadd_ps(dv, xv2, $b2);
+                    }};
+                }
+                row!(d0, a00, a01, a02);
+                row!(d1, a10, a11, a12);
+                row!(d2, a20, a21, a22);
+                row!(d3, a30, a31, a32);
             }};
         }
         let mut t = 0;
