@@ -111,30 +111,12 @@ impl ConvTranspose1d {
 
     /// `(batch, in, T)` -> `(batch, out, (T-1)*stride - 2*padding + k + output_padding)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if cpu_f32(&[x, &self.weight]) {
-            transposed_len(
-                x,
-                &self.weight,
-                self.stride,
-                self.padding,
-                self.output_padding,
-            )?;
-            // The CPU kernel, its phase kernels reused across calls while the weight is constant.
-            return Ok(crate::ops::conv_transpose1d_cached(
-                x,
-                &self.weight,
-                self.bias.as_ref(),
-                (self.stride, self.padding, self.output_padding),
-                &self.phase_cache,
-            )?);
-        }
-        conv_transpose1d(
+        transposed_conv(
             x,
             &self.weight,
             self.bias.as_ref(),
-            self.stride,
-            self.padding,
-            self.output_padding,
+            (self.stride, self.padding, self.output_padding),
+            Some(&self.phase_cache),
         )
     }
 }
@@ -246,18 +228,27 @@ pub fn conv_transpose1d(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
+    transposed_conv(x, weight, bias, (stride, padding, output_padding), None)
+}
+
+/// [`conv_transpose1d`], with the CPU kernel's phase kernels kept in `cache` (a layer's) while
+/// the weight is a constant.
+fn transposed_conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    (stride, padding, output_padding): (usize, usize, usize),
+    cache: Option<&std::sync::Arc<crate::ops::PhaseKernelCache>>,
+) -> Result<Tensor> {
     transposed_len(x, weight, stride, padding, output_padding)?;
     if cpu_f32(&[x, weight]) {
         // The crate's direct CPU kernel (3-7x faster than the height-1 conv_transpose2d on the
         // UNet's shapes; tested against candle's op, with its own backward).
-        return Ok(crate::ops::conv_transpose1d(
-            x,
-            weight,
-            bias,
-            stride,
-            padding,
-            output_padding,
-        )?);
+        let geometry = (stride, padding, output_padding);
+        return Ok(match cache {
+            Some(cache) => crate::ops::conv_transpose1d_cached(x, weight, bias, geometry, cache),
+            None => crate::ops::conv_transpose1d(x, weight, bias, stride, padding, output_padding),
+        }?);
     }
     conv_transpose1d_via_2d(x, weight, bias, stride, padding, output_padding)
 }

@@ -224,13 +224,13 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     // items; read once, the copy cost more than the aliasing: k3 512 ch x 32 samples spent half
     // its time copying 3 MB). The copy is made in parallel (serially it was a visible share of
     // the strided and transposed convolutions, whose reordered kernels are megabytes).
-    let ldw = weight_stride(ntaps);
-    let w_padded;
-    let aliased = (conv.ldw * std::mem::size_of::<T>()) % 512 == 0;
+    let aliased = weight_stride(conv.ldw) != conv.ldw;
     let reread = conv.batch > 1 || t_pad > round_up(TIME_RANGE, wd);
-    let w: &[T] = if out_pad == conv.out && !(aliased && reread) {
-        conv.w
+    let w_padded;
+    let (w, ldw): (&[T], usize) = if out_pad == conv.out && !(aliased && reread) {
+        (conv.w, conv.ldw)
     } else {
+        let ldw = weight_stride(ntaps);
         let mut v = vec![T::default(); out_pad * ldw];
         super::vec_math::par_chunks_mut(&mut v, ldw, |o, dst| {
             if let Some(src) = conv.w.get(o * conv.ldw..o * conv.ldw + ntaps) {
@@ -238,12 +238,7 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
             }
         });
         w_padded = v;
-        &w_padded
-    };
-    let ldw = if std::ptr::eq(w, conv.w) {
-        conv.ldw
-    } else {
-        ldw
+        (&w_padded, ldw)
     };
     let mut bias = vec![0f32; out_pad];
     bias[..conv.out].copy_from_slice(conv.bias);
@@ -292,10 +287,11 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
                 let taps = &offsets[c0..c1];
                 // SAFETY: all pointers stay in bounds: packed, tile t / wd < n_tiles of batch item
                 // b is a panel of ntaps x wd values and the taps read i·wd .. i·wd + wd; in
-                // place, `run` checked max offset + padded tile width <= x_len; `w` holds out_pad * ldw values (ldw >= ntaps), and `y` has capacity
-                // out_pad * t_pad per batch item with t < t_pad and rows cb * nr .. cb * nr + nr
-                // <= out_pad. This task alone writes its (b, cb, time range) tile; the first tap
-                // chunk writes every element of it (bias start) before later chunks read it back.
+                // place, `run` checked max offset + padded tile width <= x_len; `w` holds
+                // out_pad * ldw values (ldw >= ntaps), and `y` has capacity out_pad * t_pad per
+                // batch item with t < t_pad and rows cb * nr .. cb * nr + nr <= out_pad. This
+                // task alone writes its (b, cb, time range) tile; the first tap chunk writes every
+                // element of it (bias start) before later chunks read it back.
                 // `isa.is_supported()` was checked above.
                 unsafe {
                     let wc = w.as_ptr().add(cb * nr * ldw + c0);
@@ -332,15 +328,17 @@ fn pack_panels<T: Copy + Default + Send + Sync>(
     let ntaps = conv.offsets.len();
     let len = conv.batch * n_tiles * ntaps * wd;
     // Chunks of up to 256 tap rows, so that short inputs (one tile) still pack on every core.
-    let chunk = 256 * wd;
+    const CHUNK_ROWS: usize = 256;
     let mut p: Vec<T> = Vec::with_capacity(len);
-    super::vec_math::par_chunks_mut(&mut p.spare_capacity_mut()[..len], chunk, |i, dst| {
+    let spare = &mut p.spare_capacity_mut()[..len];
+    super::vec_math::par_chunks_mut(spare, CHUNK_ROWS * wd, |i, dst| {
         for (r, d) in dst.chunks_exact_mut(wd).enumerate() {
-            let g = i * 256 + r;
+            let g = i * CHUNK_ROWS + r;
             let (bj, tap) = (g / ntaps, g % ntaps);
             let (b, j) = (bj / n_tiles, bj % n_tiles);
             // A tile past the end of a batch item's buffer (rows read in place, `check`) is
-            // zero-filled; past the end of a row it reads the next row, whose outputs are dropped.
+            // zero-filled; past the end of a row it reads the next row, whose outputs are
+            // dropped.
             let start = conv.offsets[tap] + j * wd;
             let n = wd.min(conv.x_len.saturating_sub(start));
             let src = &conv.x[b * conv.x_len + start..][..n];

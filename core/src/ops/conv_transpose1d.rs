@@ -153,15 +153,15 @@ impl ConvTranspose1dOp {
         }
     }
 
-    /// The phases `z [b, rows, v_len]` by the tap-list kernels: `rows` = s·co rows of `q` taps per
-    /// input channel over the input padded by `q - 1` into rows of `m`.
+    /// The phases `z [b, rows, v_len]` by the tap-list kernels: `rows` = s·co rows (stride `ldw`)
+    /// of `q` taps per input channel over the input padded by `q - 1` into rows of `m`.
     fn direct(
         &self,
         x: &[f32],
         wt: &[f32],
         zero_bias: &[f32],
         (b, ci, t): (usize, usize, usize),
-        (rows, q, m, v_len): (usize, usize, usize, usize),
+        (rows, ldw, q, m, v_len): (usize, usize, usize, usize, usize),
         bf16: bool,
     ) -> Result<Vec<f32>> {
         let offsets: Vec<usize> = (0..ci)
@@ -175,7 +175,7 @@ impl ConvTranspose1dOp {
                 x_len: ci * m,
                 offsets: &offsets,
                 w: wt,
-                ldw: weight_stride(ci * q),
+                ldw,
                 bias: zero_bias,
                 out: rows,
                 t_out: v_len,
@@ -263,8 +263,10 @@ impl CustomOp3 for ConvTranspose1dOp {
             let z = super::winograd::conv3(x, &w3, &zero_bias, (b, ci, t), s * co, 2, self.isa)?;
             (z, t + 2)
         } else {
-            let wt = self.kernels(false, || phase_kernels(q, 0, weight_stride(ci * q)));
-            let z = self.direct(x, &wt, &zero_bias, (b, ci, t), (s * co, q, m, v_len), bf16)?;
+            let ldw = weight_stride(ci * q);
+            let wt = self.kernels(false, || phase_kernels(q, 0, ldw));
+            let geometry = (s * co, ldw, q, m, v_len);
+            let z = self.direct(x, &wt, &zero_bias, (b, ci, t), geometry, bf16)?;
             (z, v_len)
         };
         // Interleave the phases: y[b, o, t] = bias[o] + z[b, o·s + r, v] with t + p = v·s + r.

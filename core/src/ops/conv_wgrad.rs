@@ -114,8 +114,8 @@ pub(crate) fn weight_grad(g: &WeightGrad, isa: Isa) -> Vec<f32> {
                     // SAFETY: every row pointer starts a readable run of `len` values in each of
                     // the span's nb batch items (item b0 + i's rows are i·stride further on,
                     // inside `dy` and `x`, which hold `batch` items of `out·t_out` and `x_len`
-                    // values), and
-                    // `micro` matches `isa`, whose support was checked when it was picked.
+                    // values), and `micro` matches `isa`, whose support was checked when it was
+                    // picked.
                     unsafe { micro(&dy_rows, &x_rows, span(len, nb), &mut sums) };
                     for r in 0..no.min(g.out - o0) {
                         for j in 0..nt.min(ntaps - j0) {
