@@ -8,9 +8,11 @@
 
 pub mod audio;
 pub mod compat;
+pub mod contain;
 pub mod device;
 pub mod diffusion;
 pub mod error;
+pub mod files;
 pub mod flops;
 pub mod models;
 pub mod net;

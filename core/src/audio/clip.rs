@@ -94,6 +94,11 @@ impl AudioClip {
         &self.channels
     }
 
+    /// The samples, one `Vec` per channel, for editing in place (lengths stay as they are).
+    pub fn channels_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.channels
+    }
+
     /// Consumes the clip into its planar channels.
     pub fn into_channels(self) -> Vec<Vec<f32>> {
         self.channels

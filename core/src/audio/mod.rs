@@ -5,6 +5,7 @@
 
 pub mod baselines;
 pub mod clip;
+pub mod limits;
 pub mod metrics;
 pub mod rate;
 pub mod read;
@@ -17,7 +18,7 @@ pub mod write;
 
 pub use clip::AudioClip;
 pub use rate::resample_clip;
-pub use read::read_audio;
+pub use read::{read_audio, read_audio_checked};
 pub use sinc::{downsample, resample, upsample};
 pub use windows::{process_in_windows, WindowInfo};
-pub use write::{write_wav, WavEncoding};
+pub use write::{write_wav, WavEncoding, WavSink};

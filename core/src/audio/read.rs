@@ -1,13 +1,18 @@
 //! Decoding audio files (WAV, FLAC, MP3, OGG Vorbis and the rest of symphonia's formats) into an
-//! [`AudioClip`]. Every failure is an [`Error::Audio`] naming the file.
+//! [`AudioClip`]. Every failure is an [`Error::Audio`] naming the file; the file's rate, channel
+//! count, length and sample values are held to [`super::limits`] before and while decoding, and a
+//! panic inside the decoder is contained.
 
+use super::limits::{self, SampleReport};
 use super::AudioClip;
+use crate::contain::contained;
 use crate::{Error, Result};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{CodecParameters, Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -19,17 +24,47 @@ fn audio_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// An input-limit error re-worded as an audio error about `path`.
+fn limit_err(path: &Path, e: Error) -> Error {
+    match e {
+        Error::InvalidInput { reason, .. } => audio_err(path, reason),
+        other => other,
+    }
+}
+
 fn is_end_of_stream(e: &SymError) -> bool {
     matches!(e, SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
-/// Reads a whole audio file into a clip at its own sample rate and channel count.
+/// Reads a whole audio file into a clip at its own sample rate and channel count; a non-finite
+/// or out-of-range sample is an error (see [`read_audio_checked`] to repair them instead).
 ///
 /// Errors: the file is missing or unreadable, its format or codec is not supported, its data is
-/// corrupt, or (lossless codecs) it holds fewer frames than its header promises (truncated).
+/// corrupt, (lossless codecs) it holds fewer frames than its header promises (truncated), or it is
+/// outside [`super::limits`] (rate, channels, length, sample values).
 pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
+    Ok(read_audio_checked(path, false)?.0)
+}
+
+/// [`read_audio`], with `repair` choosing what happens to non-finite and out-of-range samples:
+/// replaced (NaN by 0, the rest clamped to ±1) and counted in the report, or refused.
+pub fn read_audio_checked(
+    path: impl AsRef<Path>,
+    repair: bool,
+) -> Result<(AudioClip, SampleReport)> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    let file = open(path)?;
+    let mut clip = contained(std::panic::AssertUnwindSafe(|| decode_file(path, file)))
+        .map_err(|msg| audio_err(path, format!("the decoder failed on this file ({msg})")))??;
+    let report = limits::check_samples(&path.display().to_string(), &mut clip, repair)
+        .map_err(|e| limit_err(path, e))?;
+    Ok((clip, report))
+}
+
+/// Opens `path`, refusing folders and empty files, and checks a WAV header's rate and channels
+/// before any decoder sees it.
+fn open(path: &Path) -> Result<std::fs::File> {
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => audio_err(path, "no such file"),
         _ => audio_err(path, format!("cannot open: {e}")),
     })?;
@@ -38,6 +73,52 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
         Ok(m) if m.len() == 0 => return Err(audio_err(path, "the file is empty")),
         _ => {}
     }
+    if let Some((channels, rate)) = wav_format(&mut file) {
+        limits::check_rate(&path.display().to_string(), rate).map_err(|e| limit_err(path, e))?;
+        limits::check_channels(&path.display().to_string(), channels as usize)
+            .map_err(|e| limit_err(path, e))?;
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| audio_err(path, format!("cannot read: {e}")))?;
+    Ok(file)
+}
+
+/// `(channels, sample rate)` of a RIFF/WAVE file's `fmt ` chunk, when the file is one and the
+/// chunk is among its first 64 chunks; `None` for anything else (the decoder then decides).
+fn wav_format(file: &mut std::fs::File) -> Option<(u16, u32)> {
+    let mut head = [0u8; 12];
+    file.read_exact(&mut head).ok()?;
+    if &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    for _ in 0..64 {
+        let mut chunk = [0u8; 8];
+        file.read_exact(&mut chunk).ok()?;
+        let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+        if &chunk[0..4] == b"fmt " {
+            let mut fmt = [0u8; 8];
+            file.read_exact(&mut fmt).ok()?;
+            let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            return Some((channels, rate));
+        }
+        // Chunks are padded to an even size.
+        let skip = size as i64 + (size & 1) as i64;
+        file.seek(SeekFrom::Current(skip)).ok()?;
+    }
+    None
+}
+
+/// The decoder's view of a file: its format reader, the audio track's decoder and parameters.
+struct Stream {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    params: CodecParameters,
+    track_id: u32,
+    lossless: bool,
+}
+
+fn probe(path: &Path, file: std::fs::File) -> Result<Stream> {
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -56,7 +137,7 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
                 format!("unsupported or unrecognised audio format ({e})"),
             )
         })?;
-    let mut format = probed.format;
+    let format = probed.format;
     let track = format
         .tracks()
         .iter()
@@ -69,16 +150,33 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
         .map(|d| d.short_name)
         .unwrap_or("unknown");
     let lossless = codec_name == "flac" || codec_name.starts_with("pcm");
-    let mut decoder = symphonia::default::get_codecs()
+    if let Some(rate) = params.sample_rate {
+        limits::check_rate("", rate).map_err(|e| limit_err(path, e))?;
+    }
+    if let Some(ch) = params.channels {
+        limits::check_channels("", ch.count()).map_err(|e| limit_err(path, e))?;
+    }
+    let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| audio_err(path, format!("unsupported codec {codec_name} ({e})")))?;
+    Ok(Stream {
+        format,
+        decoder,
+        params,
+        track_id,
+        lossless,
+    })
+}
 
-    let mut rate = params.sample_rate;
-    let mut num_channels = params.channels.map(|c| c.count());
+/// Decodes every packet of the audio track into one clip, stopping at the length limit.
+fn decode_file(path: &Path, file: std::fs::File) -> Result<AudioClip> {
+    let mut s = probe(path, file)?;
+    let mut rate = s.params.sample_rate;
+    let mut num_channels = s.params.channels.map(|c| c.count());
     let mut data: Vec<f32> = Vec::new();
     let mut packets = 0usize;
     loop {
-        let packet = match format.next_packet() {
+        let packet = match s.format.next_packet() {
             Ok(p) => p,
             Err(e) if is_end_of_stream(&e) => break,
             Err(SymError::ResetRequired) => break,
@@ -89,11 +187,11 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
                 ))
             }
         };
-        if packet.track_id() != track_id {
+        if packet.track_id() != s.track_id {
             continue;
         }
         packets += 1;
-        let decoded = match decoder.decode(&packet) {
+        let decoded = match s.decoder.decode(&packet) {
             Ok(d) => d,
             Err(e) if is_end_of_stream(&e) => break,
             Err(e) => {
@@ -104,7 +202,7 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
             }
         };
         let spec = *decoded.spec();
-        rate.get_or_insert(spec.rate);
+        let r = *rate.get_or_insert(spec.rate);
         let n = *num_channels.get_or_insert(spec.channels.count());
         if spec.channels.count() != n {
             return Err(audio_err(
@@ -112,10 +210,25 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
                 "the channel count changes inside the stream",
             ));
         }
+        limits::check_rate("", r).map_err(|e| limit_err(path, e))?;
+        limits::check_channels("", n).map_err(|e| limit_err(path, e))?;
+        let frames = data.len() / n + decoded.frames();
+        limits::check_length("", frames, r, n).map_err(|e| limit_err(path, e))?;
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buf.copy_interleaved_ref(decoded);
         data.extend_from_slice(buf.samples());
     }
+    finish(path, &s, rate, num_channels, data)
+}
+
+/// The decoded samples as a clip, refusing an empty or (lossless) truncated stream.
+fn finish(
+    path: &Path,
+    s: &Stream,
+    rate: Option<u32>,
+    num_channels: Option<usize>,
+    data: Vec<f32>,
+) -> Result<AudioClip> {
     let (Some(rate), Some(n)) = (rate, num_channels) else {
         return Err(audio_err(path, "no decodable audio in the file"));
     };
@@ -123,8 +236,8 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
         return Err(audio_err(path, "the file holds no audio samples"));
     }
     let frames = data.len() / n;
-    if let Some(expected) = params.n_frames {
-        if lossless && (frames as u64) < expected {
+    if let Some(expected) = s.params.n_frames {
+        if s.lossless && (frames as u64) < expected {
             return Err(audio_err(
                 path,
                 format!("truncated or corrupt: the header promises {expected} frames, {frames} could be decoded"),

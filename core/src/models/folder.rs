@@ -8,12 +8,14 @@
 //! `state_dict()` name; the UNet that the reference registers twice (`unet.*` and
 //! `diffusion.net.*`) is stored once, as `unet.*`.
 
+use crate::audio::limits;
+use crate::files::write_atomic;
 use crate::{Compat, Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Name of the config file in a model folder.
 pub const CONFIG_FILE: &str = "config.json";
@@ -21,6 +23,10 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The sub-folder that holds a generator's band-extension stage ([`BandExtensionStage`]).
 pub const BAND_EXTENSION_DIR: &str = "band_extension";
+/// Longest training window a folder may declare (samples): 2^22, 87 s at 48 kHz.
+pub const MAX_WINDOW: usize = 1 << 22;
+/// Most sampling steps a folder or a command may ask for.
+pub const MAX_STEPS: usize = 10_000;
 /// The value of `format` in every `config.json`.
 pub const FORMAT: &str = "adiff-model";
 /// The folder format version this build writes and reads.
@@ -216,27 +222,7 @@ impl FolderConfig {
                 ),
             ));
         }
-        if self.sample_rate == 0 {
-            return Err(Error::config(
-                field("sample_rate"),
-                "must be a positive rate in Hz",
-            ));
-        }
-        if self.channels == 0 {
-            return Err(Error::config(field("channels"), "must be at least 1"));
-        }
-        if self.window_length == 0 {
-            return Err(Error::config(
-                field("window_length"),
-                "must be at least 1 sample",
-            ));
-        }
-        if self.sampling.num_steps < 2 {
-            return Err(Error::config(
-                field("sampling.num_steps"),
-                "must be at least 2",
-            ));
-        }
+        self.validate_sizes(path)?;
         if let Some(stage) = self.band_extension {
             if self.kind != ModelKind::AudioDiffusionModel {
                 return Err(Error::config(
@@ -258,6 +244,51 @@ impl FolderConfig {
             return Err(Error::config(
                 field("model"),
                 "must be an object of constructor keyword arguments",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bounds the rate, channels, window and step count before anything is sized from them.
+    fn validate_sizes(&self, path: &Path) -> Result<()> {
+        let field = |f: &str| format!("{} `{f}`", path.display());
+        limits::check_rate("", self.sample_rate).map_err(|_| {
+            Error::config(
+                field("sample_rate"),
+                format!(
+                    "{} Hz is outside the supported {} to {} Hz",
+                    self.sample_rate,
+                    limits::MIN_RATE,
+                    limits::MAX_RATE
+                ),
+            )
+        })?;
+        limits::check_channels("", self.channels).map_err(|_| {
+            Error::config(
+                field("channels"),
+                format!(
+                    "{} audio channels; 1 to {} are supported",
+                    self.channels,
+                    limits::MAX_CHANNELS
+                ),
+            )
+        })?;
+        if !(1..=MAX_WINDOW).contains(&self.window_length) {
+            return Err(Error::config(
+                field("window_length"),
+                format!(
+                    "{} samples; 1 to {MAX_WINDOW} are supported",
+                    self.window_length
+                ),
+            ));
+        }
+        if !(2..=MAX_STEPS).contains(&self.sampling.num_steps) {
+            return Err(Error::config(
+                field("sampling.num_steps"),
+                format!(
+                    "{}; 2 to {MAX_STEPS} are supported",
+                    self.sampling.num_steps
+                ),
             ));
         }
         Ok(())
@@ -347,6 +378,7 @@ impl ModelFolder {
                 reason: "holds no tensors".into(),
             });
         }
+        check_finite(&tensors, &weights)?;
         Self::new(config, tensors)
     }
 
@@ -426,15 +458,27 @@ pub fn fold_unet_aliases(tensors: HashMap<String, Tensor>) -> Result<HashMap<Str
     Ok(out)
 }
 
-/// Writes through `<path>.tmp` and renames, so a crash never leaves a half-written file at `path`.
-fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let mut tmp: PathBuf = path.to_path_buf();
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    tmp.set_file_name(name);
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+/// Refuses a checkpoint with a NaN or infinite weight (it would turn every output sample NaN),
+/// naming the first such tensor (in name order) and how many of its values are bad.
+pub fn check_finite(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let t = &tensors[name];
+        if !t.dtype().is_float() {
+            continue;
+        }
+        let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::WeightsFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "tensor `{name}` holds {bad} non-finite values (NaN or infinity) of {}",
+                    values.len()
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -97,10 +97,19 @@ impl AudioDiffusionUpsampler {
         vb: VarBuilder,
     ) -> Result<Self> {
         let factors = cfg.factor.to_vec();
-        if factors.is_empty() || factors.contains(&0) {
+        if factors.is_empty() || factors.iter().any(|f| !(1..=64).contains(f)) {
             return Err(Error::config(
                 "factor",
-                format!("need one or more positive factors, got {factors:?}"),
+                format!("need one or more factors from 1 to 64, got {factors:?}"),
+            ));
+        }
+        if cfg
+            .factor_features
+            .is_some_and(|f| f > crate::unet::config::MAX_WIDTH)
+        {
+            return Err(Error::config(
+                "factor_features",
+                format!("at most {} are supported", crate::unet::config::MAX_WIDTH),
             ));
         }
         let to_features = cfg

@@ -4,6 +4,28 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// Most downsampling levels a UNet may have.
+pub const MAX_LEVELS: usize = 16;
+/// Largest value of a width-like field (`channels`, attention features, context channels).
+pub const MAX_WIDTH: usize = 8192;
+/// Largest `total_factor()` (the input length's required multiple).
+pub const MAX_TOTAL_FACTOR: usize = 1 << 24;
+/// Most parameters a network may have (2e9: 8 GB of f32 weights).
+pub const MAX_PARAMETERS: f64 = 2e9;
+/// The largest value of each count-like field; the rest are bounded by [`MAX_WIDTH`].
+pub const SIZE_LIMITS: [(&str, usize); 10] = [
+    ("in_channels", 64),
+    ("out_channels", 64),
+    ("patch_blocks", 8),
+    ("patch_factor", 64),
+    ("multipliers", 64),
+    ("factors", 64),
+    ("num_blocks", 64),
+    ("attentions", 64),
+    ("attention_heads", 256),
+    ("attention_multiplier", 64),
+];
+
 /// The reference's UNet1d constructor arguments, one field each, same names.
 ///
 /// Fields missing from a JSON config take the `AudioDiffusionModel` defaults (SPEC §4.2), which
@@ -135,6 +157,7 @@ impl UNet1dConfig {
 
     /// Checks every constraint of SPEC §1.12; the error names the field and says why.
     pub fn validate(&self) -> Result<()> {
+        self.validate_sizes()?;
         let bad = |field: &str, reason: String| Err(Error::config(field, reason));
         if self.in_channels == 0 {
             return bad("in_channels", "must be at least 1".into());
@@ -242,6 +265,114 @@ impl UNet1dConfig {
             );
         }
         self.validate_groups(&ctx)
+    }
+
+    /// Bounds every size before anything is allocated from it: each field within [`SIZE_LIMITS`]
+    /// and the whole network's estimated parameter count within [`MAX_PARAMETERS`].
+    fn validate_sizes(&self) -> Result<()> {
+        let lists: [(&str, &[usize]); 4] = [
+            ("multipliers", &self.multipliers),
+            ("factors", &self.factors),
+            ("num_blocks", &self.num_blocks),
+            ("attentions", &self.attentions),
+        ];
+        for (field, list) in lists {
+            if list.len() > MAX_LEVELS + 1 {
+                return Err(Error::config(
+                    field,
+                    format!(
+                        "has {} entries; at most {} are supported",
+                        list.len(),
+                        MAX_LEVELS + 1
+                    ),
+                ));
+            }
+        }
+        let ctx = self.context_channels.as_deref().unwrap_or_default();
+        let scalars = [
+            ("in_channels", self.in_channels),
+            ("channels", self.channels),
+            ("out_channels", self.out_channels.unwrap_or(1)),
+            ("patch_blocks", self.patch_blocks),
+            ("patch_factor", self.patch_factor),
+            ("attention_heads", self.attention_heads),
+            ("attention_features", self.attention_features),
+            ("attention_multiplier", self.attention_multiplier),
+            ("resnet_groups", self.resnet_groups),
+            (
+                "kernel_multiplier_downsample",
+                self.kernel_multiplier_downsample,
+            ),
+            ("context_features", self.context_features.unwrap_or(1)),
+            (
+                "context_embedding_features",
+                self.context_embedding_features.unwrap_or(1),
+            ),
+        ];
+        let listed = [
+            ("multipliers", &self.multipliers),
+            ("factors", &self.factors),
+            ("num_blocks", &self.num_blocks),
+            ("attentions", &self.attentions),
+        ]
+        .into_iter()
+        .flat_map(|(f, l)| l.iter().map(move |&v| (f, v)))
+        .chain(ctx.iter().map(|&v| ("context_channels", v)));
+        for (field, value) in scalars.into_iter().chain(listed) {
+            let max = SIZE_LIMITS
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map_or(MAX_WIDTH, |(_, m)| *m);
+            if value > max {
+                return Err(Error::config(
+                    field,
+                    format!("{value} is above the supported maximum of {max}"),
+                ));
+            }
+        }
+        let total = self
+            .factors
+            .iter()
+            .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+            .and_then(|f| {
+                (0..self.patch_blocks).try_fold(f, |acc, _| acc.checked_mul(self.patch_factor))
+            });
+        if total.is_none_or(|t| t > MAX_TOTAL_FACTOR) {
+            return Err(Error::config(
+                "factors",
+                format!("patch_factor^patch_blocks x the product of factors must be at most {MAX_TOTAL_FACTOR}"),
+            ));
+        }
+        let params = self.estimated_parameters();
+        if params > MAX_PARAMETERS {
+            return Err(Error::config(
+                "channels",
+                format!("with these channels, multipliers and num_blocks the network would have about {params:.2e} parameters; at most {MAX_PARAMETERS:.0e} are supported"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An upper estimate of the parameter count (every block as two kernel-3 convolutions of the
+    /// level's widest width, plus its attention), from bounded fields: no overflow.
+    pub fn estimated_parameters(&self) -> f64 {
+        let c = self.channels as f64;
+        let levels = self.multipliers.len().max(1);
+        (0..levels)
+            .map(|i| {
+                let w = c * self
+                    .multipliers
+                    .get(i + 1)
+                    .or(self.multipliers.get(i))
+                    .copied()
+                    .unwrap_or(1) as f64;
+                let blocks = self.num_blocks.get(i).copied().unwrap_or(0) as f64 + 2.0;
+                let attn = self.attentions.get(i).copied().unwrap_or(0) as f64
+                    * (4.0 * w * (self.attention_heads * self.attention_features) as f64
+                        + 2.0 * w * w * self.attention_multiplier as f64);
+                2.0 * blocks * 6.0 * w * w + attn
+            })
+            .sum()
     }
 
     /// GroupNorm divisibility everywhere (patch blocks, level resnets, transformers).

@@ -2,7 +2,7 @@
 //! (channels as batch for mono models), bring it to the model's rate, and write WAV at the model's
 //! rate or `--out-rate`.
 
-use adiff_core::audio::{read_audio, resample_clip, write_wav, AudioClip, WavEncoding};
+use adiff_core::audio::{read_audio_checked, resample_clip, write_wav, AudioClip, WavEncoding};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use std::path::Path;
@@ -16,9 +16,19 @@ pub enum Layout {
     ChannelsAsBatch,
 }
 
-/// Reads an audio file (one clear error naming the file when it cannot).
-pub fn read_input(path: &Path) -> Result<AudioClip> {
-    Ok(read_audio(path)?)
+/// Reads an audio file (one clear error naming the file when it cannot); with `repair`, bad
+/// samples are replaced and counted in a note instead of refused.
+pub fn read_input(path: &Path, repair: bool) -> Result<AudioClip> {
+    let (clip, report) = read_audio_checked(path, repair)?;
+    if !report.is_clean() {
+        println!(
+            "note: {}: replaced {} non-finite and clamped {} out-of-range samples (--repair-samples)",
+            path.display(),
+            report.non_finite,
+            report.out_of_range
+        );
+    }
+    Ok(clip)
 }
 
 /// The clip as the model's input tensor: channels as batch for a mono model, the clip's channels

@@ -1,7 +1,9 @@
 //! What every offline command shares: the sampling options, the device, the progress bar, and the
 //! checks on input and output paths.
 
-use adiff_core::models::folder::{SamplerSetting, SamplingDefaults, ScheduleSetting};
+use adiff_core::audio::limits;
+use adiff_core::files::same_file;
+use adiff_core::models::folder::{SamplerSetting, SamplingDefaults, ScheduleSetting, MAX_STEPS};
 use adiff_core::models::Sampling;
 use adiff_core::sampler::{
     ADPM2Sampler, AEulerSampler, DpmPp2MSampler, EulerSampler, HeunSampler, KarrasSampler, Sampler,
@@ -43,7 +45,7 @@ pub enum ScheduleName {
 /// Sampling options of every command that samples.
 #[derive(Debug, Clone, Args)]
 pub struct SamplingArgs {
-    /// Number of sampling steps (default: the model's).
+    /// Number of sampling steps, 2 to 10000 (default: the model's).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Sampler (default: the model's).
@@ -73,8 +75,8 @@ impl SamplingArgs {
     pub fn sampling(&self, defaults: &SamplingDefaults, compat: Compat) -> Result<Sampling> {
         let mut s = Sampling::from_settings(defaults, compat)?;
         if let Some(n) = self.steps {
-            if n < 2 {
-                bail!("--steps must be at least 2, got {n}");
+            if !(2..=MAX_STEPS).contains(&n) {
+                bail!("--steps must be 2 to {MAX_STEPS}, got {n}");
             }
             s.num_steps = n;
         }
@@ -157,17 +159,15 @@ pub fn on_step(bar: &ProgressBar) -> impl FnMut(&StepInfo) -> ControlFlow<()> + 
     }
 }
 
-/// Refuses an output path that is the input (or the same file under another name).
+/// Refuses an output path that is the input under any name (the same file by identity: a hard
+/// or symbolic link too), a folder, or a file in a folder that does not exist.
 pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
     if let Some(input) = input {
-        let same = match (input.canonicalize(), output.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => input == output,
-        };
-        if same {
+        if input == output || same_file(input, output) {
             bail!(
-                "the output {} would overwrite the input; choose another output path",
-                output.display()
+                "the output {} is the same file as the input {}; choose another output path",
+                output.display(),
+                input.display()
             );
         }
     }
@@ -177,7 +177,39 @@ pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
             output.display()
         );
     }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!(
+                "the output folder {} does not exist (for {})",
+                dir.display(),
+                output.display()
+            );
+        }
+    }
     Ok(())
+}
+
+/// Refuses an `--out-rate` outside the supported rates.
+pub fn check_out_rate(rate: Option<u32>) -> Result<()> {
+    if let Some(r) = rate {
+        if !(limits::MIN_RATE..=limits::MAX_RATE).contains(&r) {
+            bail!(
+                "--out-rate {r} Hz is outside the supported {} to {} Hz",
+                limits::MIN_RATE,
+                limits::MAX_RATE
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How a command treats bad samples in its input audio.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Replace non-finite input samples by 0 and clamp samples beyond ±1000 to ±1 (counted in a
+    /// note) instead of refusing the file.
+    #[arg(long)]
+    pub repair_samples: bool,
 }
 
 /// The model folder of a command other than `upsample`: `--model` (only the upsampler ships; it is

@@ -2,9 +2,10 @@
 //! second half of a window whose first half is the music so far.
 
 use super::audio::{at_rate, from_model, read_input, seam, to_model, write_output};
-use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::common::{check_output, model_dir, step_bar, InputArgs, SamplingArgs};
 use super::model;
 use super::upsample::exact_length;
+use adiff_core::audio::limits;
 use adiff_core::audio::splice::restore_known;
 use adiff_core::models::bandext::stage::Stage;
 use adiff_core::SeededNoise;
@@ -14,6 +15,9 @@ use clap::Args;
 use std::path::PathBuf;
 
 /// Options of `adiff continue`.
+/// Most spans one `continue` may add.
+pub const MAX_SPANS: usize = 1000;
+
 #[derive(Debug, Args)]
 pub struct ContinueArgs {
     /// Input audio (WAV, FLAC, MP3, OGG, ...).
@@ -31,16 +35,19 @@ pub struct ContinueArgs {
     #[arg(long)]
     pub out_rate: Option<u32>,
     #[command(flatten)]
+    pub input_check: InputArgs,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
 /// Runs the command.
 pub fn run(args: &ContinueArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
-    if args.spans == 0 {
-        bail!("--spans must be at least 1");
+    super::common::check_out_rate(args.out_rate)?;
+    if !(1..=MAX_SPANS).contains(&args.spans) {
+        bail!("--spans must be 1 to {MAX_SPANS}, got {}", args.spans);
     }
-    let input = read_input(&args.input)?;
+    let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "continuing")?;
@@ -48,6 +55,15 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
         .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let clip = at_rate(&input, cfg.sample_rate)?;
     let window = cfg.window_length;
+    let total = clip.len() as f64 + (args.spans * (window / 2)) as f64;
+    if total / cfg.sample_rate as f64 > limits::MAX_SECONDS {
+        bail!(
+            "--spans {} would make {:.0} s of audio, more than the {:.0} s limit",
+            args.spans,
+            total / cfg.sample_rate as f64,
+            limits::MAX_SECONDS
+        );
+    }
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
     let mut noise = SeededNoise::new(args.sampling.seed);

@@ -30,6 +30,7 @@ pub struct DecodeArgs {
 /// Runs the command.
 pub fn run(args: &DecodeArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
+    super::common::check_out_rate(args.out_rate)?;
     let device = args.sampling.device()?;
     let tensors = candle_core::safetensors::load(&args.input, &device).map_err(|e| {
         anyhow!(

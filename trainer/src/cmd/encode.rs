@@ -2,7 +2,7 @@
 //! `latent (batch, channels, frames)` and `info = [sample rate, samples, channels as batch (0/1)]`.
 
 use super::audio::{at_rate, read_input, to_model, Layout};
-use super::common::{check_output, model_dir, SamplingArgs};
+use super::common::{check_output, model_dir, InputArgs, SamplingArgs};
 use super::model;
 use adiff_core::models::AnyModel;
 use adiff_core::SeededNoise;
@@ -24,13 +24,15 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     #[command(flatten)]
+    pub input_check: InputArgs,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
 /// Runs the command.
 pub fn run(args: &EncodeArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
-    let input = read_input(&args.input)?;
+    let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, any) = model::load(&dir, &device)?;

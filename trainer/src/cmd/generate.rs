@@ -10,12 +10,16 @@ use clap::Args;
 use std::path::PathBuf;
 
 /// Options of `adiff generate`.
+/// Longest generation, in model windows: the whole clip goes through the network at once, and its
+/// memory grows with the length (the default UNet needs about 3.5 KB a sample).
+pub const MAX_WINDOWS: usize = 8;
+
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Output WAV file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Length in seconds (default: the model's training window).
+    /// Length in seconds, above 0 and at most 8 model windows (default: one window).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Model folder (config.json + model.safetensors).
@@ -34,15 +38,20 @@ pub struct GenerateArgs {
 /// Runs the command.
 pub fn run(args: &GenerateArgs) -> Result<()> {
     check_output(None, &args.output)?;
+    super::common::check_out_rate(args.out_rate)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "generating")?;
     let stage = Stage::load(&dir, &cfg)
         .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let unit = m.config().unet.total_factor();
+    let window_secs = cfg.window_length as f64 / cfg.sample_rate as f64;
+    let max_seconds = window_secs * MAX_WINDOWS as f64;
     let want = match args.seconds {
-        Some(s) if s.is_finite() && s > 0.0 => (s * cfg.sample_rate as f64).round() as usize,
-        Some(s) => bail!("--seconds must be positive, got {s}"),
+        Some(s) if s.is_finite() && s > 0.0 && s <= max_seconds => {
+            (s * cfg.sample_rate as f64).round() as usize
+        }
+        Some(s) => bail!("--seconds must be above 0 and at most {max_seconds:.2} for this model ({MAX_WINDOWS} windows of {:.2} s, generated at once; `adiff continue` makes longer audio), got {s}", window_secs),
         None => cfg.window_length,
     };
     if want == 0 {

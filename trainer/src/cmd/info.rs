@@ -2,7 +2,9 @@
 
 use super::model;
 use super::speed::time_unet;
-use adiff_core::models::folder::{ModelFolder, ModelKind};
+use adiff_core::models::bandext::stage::Stage;
+use adiff_core::models::folder::{ModelFolder, ModelKind, CONFIG_FILE, WEIGHTS_FILE};
+use adiff_core::models::{AnyModel, ModelConfig};
 use adiff_core::unet::UNet1dConfig;
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -49,6 +51,22 @@ fn unet_of(kind: ModelKind, kwargs: &serde_json::Value, channels: usize) -> Opti
 pub fn run(args: &InfoArgs) -> Result<()> {
     let cfg = model::header(&args.model)?;
     let folder = ModelFolder::load(&args.model, &Device::Cpu)?;
+    // Build the model and its stage as every command would, so `info` fails where they would.
+    let parameters = folder.parameter_count();
+    let config = ModelConfig::from_folder_config(&folder.config, &args.model.join(CONFIG_FILE))?;
+    AnyModel::build(
+        &config,
+        folder.config.compat,
+        folder.tensors,
+        &args.model.join(WEIGHTS_FILE),
+        &Device::Cpu,
+    )?;
+    Stage::load(&args.model, &cfg).with_context(|| {
+        format!(
+            "loading the band-extension stage of {}",
+            args.model.display()
+        )
+    })?;
     println!("model folder: {}", args.model.display());
     println!("kind: {:?}", cfg.kind);
     println!(
@@ -67,8 +85,8 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     }
     println!(
         "parameters: {} ({:.2} M)",
-        folder.parameter_count(),
-        folder.parameter_count() as f64 / 1e6
+        parameters,
+        parameters as f64 / 1e6
     );
     println!(
         "sampling defaults: {} steps, {:?}, {:?}",

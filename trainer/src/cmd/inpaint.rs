@@ -2,10 +2,11 @@
 //! inpainting through the ADPM2 sampler, `DiffusionInpainter`).
 
 use super::audio::{at_rate, from_model, read_input, seam, to_model, write_output};
-use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::common::{check_output, model_dir, step_bar, InputArgs, SamplingArgs};
 use super::model;
 use super::upsample::exact_length;
 use adiff_core::audio::splice::restore_known;
+use adiff_core::audio::AudioClip;
 use adiff_core::models::bandext::stage::Stage;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
@@ -37,6 +38,8 @@ pub struct InpaintArgs {
     #[arg(long)]
     pub out_rate: Option<u32>,
     #[command(flatten)]
+    pub input_check: InputArgs,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
@@ -58,10 +61,29 @@ pub fn span(start: f64, end: f64, rate: u32, len: usize) -> Result<(usize, usize
     Ok((a, b))
 }
 
+/// Longest span `inpaint` regenerates at once, in model windows.
+pub const MAX_SPAN_WINDOWS: usize = 8;
+
+/// `clip` with `region`'s samples written over it from frame `at` on.
+fn splice(clip: &AudioClip, region: &AudioClip, at: usize) -> Result<AudioClip> {
+    let channels = clip
+        .channels()
+        .iter()
+        .zip(region.channels())
+        .map(|(c, r)| {
+            let mut c = c.clone();
+            c[at..at + r.len()].copy_from_slice(r);
+            c
+        })
+        .collect();
+    Ok(AudioClip::new(clip.sample_rate(), channels)?)
+}
+
 /// Runs the command.
 pub fn run(args: &InpaintArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
-    let input = read_input(&args.input)?;
+    super::common::check_out_rate(args.out_rate)?;
+    let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "inpainting")?;
@@ -69,14 +91,30 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let clip = at_rate(&input, cfg.sample_rate)?;
     let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
-    let (x, layout) = to_model(&clip, cfg.channels, &device)?;
+    let max_span = cfg.window_length * MAX_SPAN_WINDOWS;
+    if b - a > max_span {
+        bail!(
+            "the span --start {} --end {} is longer than {:.2} s ({MAX_SPAN_WINDOWS} model windows), the longest this model inpaints at once",
+            args.start,
+            args.end,
+            max_span as f64 / cfg.sample_rate as f64
+        );
+    }
+    // Only the span and a window of context on each side go through the network, so memory does
+    // not grow with the clip's length; the rest is the input as it is.
+    let (lo, hi) = (
+        a.saturating_sub(cfg.window_length),
+        (b + cfg.window_length).min(clip.len()),
+    );
+    let region = clip.slice(lo, hi - lo);
+    let (x, layout) = to_model(&region, cfg.channels, &device)?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
     let mut noise = SeededNoise::new(args.sampling.seed);
     let bar = step_bar(sampling.num_steps as u64, "inpainting");
     let y = m
         .inpaint_span(
             &x,
-            (a, b),
+            (a - lo, b - lo),
             &sampling,
             args.resamples,
             &mut noise,
@@ -85,7 +123,9 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         .context("inpainting")?;
     bar.finish_and_clear();
     let y = y.to_dtype(DType::F32)?;
-    let mut out = from_model(&y, layout, cfg.sample_rate)?;
+    let region_out = from_model(&y, layout, cfg.sample_rate)?;
+    let base = clip.with_channels(region_out.num_channels())?;
+    let mut out = splice(&base, &region_out, lo)?;
     if let Some(stage) = &stage {
         out = stage.apply(&out, &mut noise).context("band-extending")?;
     }

@@ -4,9 +4,12 @@
 //! overlapping windows of the model's training length, crossfaded.
 
 use super::audio::{at_rate, from_model, read_input, to_model, write_output};
-use super::common::{check_output, SamplingArgs};
+use super::common::{check_output, InputArgs, SamplingArgs};
 use super::{model, run, shipped};
-use adiff_core::audio::{spectrogram::write_spectrogram_png, AudioClip};
+use adiff_core::audio::{
+    limits, spectrogram::write_spectrogram_png, AudioClip, WavEncoding, WavSink,
+};
+use adiff_core::models::bandext::stream::upsample_streaming;
 use adiff_core::models::bandext::BandExtension;
 use adiff_core::models::AnyModel;
 use adiff_core::noise::SeededNoise;
@@ -35,6 +38,8 @@ pub struct UpsampleArgs {
     /// Also write a before/after spectrogram PNG.
     #[arg(long)]
     pub spectrogram: Option<PathBuf>,
+    #[command(flatten)]
+    pub input_check: InputArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -79,7 +84,8 @@ pub fn plan(rate: u32, factor: Option<usize>, factors: &[usize], model_rate: u32
 /// Runs the command.
 pub fn run(args: &UpsampleArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
-    let input = read_input(&args.input)?;
+    super::common::check_out_rate(args.out_rate)?;
+    let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = match &args.model {
         None => return run_band_extension(args, &input, &shipped::upsampler()?, shipped::NAME),
         Some(d) if shipped::is_band_extension(d) => {
@@ -150,11 +156,48 @@ fn run_band_extension(
         "upsampling by {k} with {name}: learned high-band envelope + phase-retrieved fill (seed {})",
         s.seed
     );
-    let out = m
-        .upsample_clip(input, k, &mut SeededNoise::new(s.seed))
-        .context("upsampling")?;
-    let out = exact_length(&out, input.len() * k)?;
-    finish(args, input, &out)
+    let target = input
+        .sample_rate()
+        .checked_mul(k as u32)
+        .filter(|r| *r <= limits::MAX_RATE)
+        .with_context(|| {
+            format!(
+                "input at {} Hz upsampled by {k} is above the supported {} Hz",
+                input.sample_rate(),
+                limits::MAX_RATE
+            )
+        })?;
+    let mut noise = SeededNoise::new(s.seed);
+    if args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == target) {
+        // Chunk by chunk straight into the file: memory does not grow with the input's length.
+        let mut sink = WavSink::create(
+            &args.output,
+            target,
+            input.num_channels(),
+            WavEncoding::Float32,
+        )?;
+        upsample_streaming(m, input, k, &mut noise, &mut |block| sink.write(block))
+            .context("upsampling")?;
+        let frames = sink.frames();
+        sink.finish()?;
+        println!(
+            "wrote {} ({target} Hz, {} channels, {:.2} s)",
+            args.output.display(),
+            input.num_channels(),
+            frames as f64 / target as f64
+        );
+        return Ok(());
+    }
+    let mut chans = vec![Vec::new(); input.num_channels()];
+    upsample_streaming(m, input, k, &mut noise, &mut |block| {
+        chans
+            .iter_mut()
+            .zip(block)
+            .for_each(|(c, b)| c.extend_from_slice(b));
+        Ok(())
+    })
+    .context("upsampling")?;
+    finish(args, input, &AudioClip::new(target, chans)?)
 }
 
 /// Writes the output (and the spectrogram when asked).

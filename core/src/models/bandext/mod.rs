@@ -9,6 +9,7 @@ pub mod equalize;
 pub mod fit;
 pub mod stage;
 pub mod stft;
+pub mod stream;
 pub mod synth;
 
 use crate::audio::{sinc, AudioClip};
@@ -53,6 +54,52 @@ pub struct BandExtConfig {
     #[serde(default)]
     pub squares: bool,
 }
+
+impl BandExtConfig {
+    /// Bounds every field before anything is sized from it; `file` names the config in errors.
+    pub fn validate(&self, file: &str) -> Result<()> {
+        let field = |f: &str| format!("{file} `config.{f}`");
+        crate::audio::limits::check_rate("", self.sample_rate).map_err(|e| {
+            Error::config(
+                field("sample_rate"),
+                e.to_string().replace("invalid input ``: ", ""),
+            )
+        })?;
+        if self.factors.is_empty() || self.factors.iter().any(|f| !(2..=64).contains(f)) {
+            return Err(Error::config(
+                field("factors"),
+                format!(
+                    "needs one or more factors from 2 to 64, found {:?}",
+                    self.factors
+                ),
+            ));
+        }
+        let counts = [
+            ("band_width", self.band_width, 1, N_FFT / 2),
+            ("lo_bands", self.lo_bands, 1, 256),
+            ("context", self.context, 0, 16),
+            ("phase_iters", self.phase_iters, 0, MAX_PHASE_ITERS),
+        ];
+        for (name, v, lo, hi) in counts {
+            if !(lo..=hi).contains(&v) {
+                return Err(Error::config(
+                    field(name),
+                    format!("{v} is outside {lo} to {hi}"),
+                ));
+            }
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(Error::config(field("lambda"), "must be finite and >= 0"));
+        }
+        if !(0.0..=1.0).contains(&self.equalize_floor) {
+            return Err(Error::config(field("equalize_floor"), "must be in [0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// Most phase-retrieval rounds a config may ask for (each is an STFT pair over the clip).
+pub const MAX_PHASE_ITERS: usize = 1000;
 
 impl Default for BandExtConfig {
     fn default() -> Self {
@@ -382,7 +429,14 @@ impl BandExtension {
         }
         let cfg: BandExtConfig = serde_json::from_value(v["config"].clone())
             .map_err(|e| Error::config(format!("{name}/config.json `config`"), e.to_string()))?;
-        let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)?;
+        cfg.validate(&format!("{name}/config.json"))?;
+        let tensors =
+            candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| {
+                Error::WeightsFile {
+                    path: format!("{name}/model.safetensors").into(),
+                    reason: e.to_string(),
+                }
+            })?;
         let mut regs = BTreeMap::new();
         for &k in &cfg.factors {
             let (lo, hi, d) = Regression::dims(&cfg, k);
@@ -403,6 +457,15 @@ impl BandExtension {
                 .to_dtype(candle_core::DType::F64)?
                 .flatten_all()?
                 .to_vec1::<f64>()?;
+            if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+                return Err(Error::WeightsFile {
+                    path: format!("{name}/model.safetensors").into(),
+                    reason: format!(
+                        "tensor `{key}` holds a non-finite value ({}) at index {i}",
+                        w[i]
+                    ),
+                });
+            }
             regs.insert(k, Regression { lo, hi, w });
         }
         Ok(Self { cfg, regs })
