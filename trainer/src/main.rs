@@ -76,8 +76,20 @@ fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// A panic that adiff-core contains (a third-party decoder on untrusted bytes) becomes a typed
+/// error there: print nothing for it. Any other panic is a bug, reported by the default hook.
+fn quiet_contained_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !adiff_core::contain::panic_is_contained() {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
+    quiet_contained_panics();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -52,6 +52,12 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         );
     }
     let mut config = FolderConfig::read(&args.config)?;
+    if config.band_extension.is_some() && args.band_extension.is_none() {
+        bail!(
+            "{} names a band-extension stage (`band_extension`), which the folder would lack: give --band-extension DIR --band-extension-factor K, or remove the field",
+            args.config.display()
+        );
+    }
     if let (Some(dir), Some(factor)) = (&args.band_extension, args.band_extension_factor) {
         // Checked before anything is written: the folder loads and serves the factor.
         let model = BandExtension::load(dir)

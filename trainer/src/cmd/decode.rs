@@ -2,6 +2,7 @@
 
 use super::audio::{from_model, write_output, Layout};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
+use super::generate::MAX_WINDOWS;
 use super::model;
 use adiff_core::models::AnyModel;
 use adiff_core::SeededNoise;
@@ -25,6 +26,33 @@ pub struct DecodeArgs {
     pub out_rate: Option<u32>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+}
+
+/// Refuses a latent that is not `(batch, channels, length)`, is longer than `max_len` frames (the
+/// decoder samples the whole length at once), or holds a non-finite value.
+fn check_latent(
+    latent: &candle_core::Tensor,
+    path: &std::path::Path,
+    max_len: usize,
+) -> Result<()> {
+    let Ok((_, _, len)) = latent.dims3() else {
+        bail!(
+            "{}: the latent has shape {:?}, expected (batch, channels, length)",
+            path.display(),
+            latent.dims()
+        );
+    };
+    if len > max_len {
+        bail!("{}: the latent is {len} frames long; this model decodes at most {max_len} ({MAX_WINDOWS} windows) at once", path.display());
+    }
+    let values = latent
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    if values.iter().any(|v| !v.is_finite()) {
+        bail!("{}: the latent holds non-finite values", path.display());
+    }
+    Ok(())
 }
 
 /// Runs the command.
@@ -66,6 +94,11 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             cfg.sample_rate
         );
     }
+    check_latent(
+        latent,
+        &args.input,
+        cfg.window_length * MAX_WINDOWS / m.factor().max(1),
+    )?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
     let mut noise = SeededNoise::new(args.sampling.seed);
     let bar = step_bar(sampling.num_steps as u64, "decoding");

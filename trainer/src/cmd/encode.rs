@@ -3,6 +3,7 @@
 
 use super::audio::{at_rate, read_input, to_model, Layout};
 use super::common::{check_output, model_dir, InputArgs, SamplingArgs};
+use super::generate::MAX_WINDOWS;
 use super::model;
 use adiff_core::models::AnyModel;
 use adiff_core::SeededNoise;
@@ -44,6 +45,15 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         );
     };
     let clip = at_rate(&input, cfg.sample_rate)?;
+    let max = cfg.window_length * MAX_WINDOWS;
+    if clip.len() > max {
+        bail!(
+            "{} is {:.2} s long; the encoder takes the whole clip at once, at most {:.2} s ({MAX_WINDOWS} model windows): cut it into parts",
+            args.input.display(),
+            clip.duration_secs(),
+            max as f64 / cfg.sample_rate as f64
+        );
+    }
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
     let unit = m.config().unet.total_factor().max(m.factor());
     let len = x.dim(2)?;
@@ -62,8 +72,13 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         ("latent".to_string(), latent.to_device(&Device::Cpu)?),
         ("info".to_string(), info),
     ]);
-    candle_core::safetensors::save(&tensors, &args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    adiff_core::files::write_atomic(&args.output, |tmp| {
+        candle_core::safetensors::save(&tensors, tmp).map_err(|e| adiff_core::Error::WeightsFile {
+            path: args.output.clone(),
+            reason: e.to_string(),
+        })
+    })
+    .with_context(|| format!("writing {}", args.output.display()))?;
     println!(
         "wrote {} (latent {:?})",
         args.output.display(),
