@@ -165,7 +165,7 @@ pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
     if let Some(input) = input {
         if input == output || same_file(input, output) {
             bail!(
-                "the output {} is the same file as the input {}; choose another output path",
+                "the output {} would overwrite the input {} (the same file); choose another output path",
                 output.display(),
                 input.display()
             );
