@@ -1,8 +1,11 @@
 //! Reading checkpoint files (safetensors; PyTorch `.pt`/`.pth`/`.ckpt`/`.bin` zip pickles through
 //! candle's pickle reader) and writing safetensors. A truncated or corrupt file is an
-//! [`Error::WeightsFile`], never a panic.
+//! [`Error::WeightsFile`], never a panic; a hostile pickle (memo bomb, deep nesting, unknown
+//! globals, oversized entries or tensors) is refused before candle allocates for it.
 
+use super::pickle_guard;
 use crate::{Error, Result};
+use candle_core::pickle::{PthTensors, TensorInfo};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,27 +44,106 @@ pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
     Ok(tensors)
 }
 
+/// A PyTorch zip pickle's tensors: the guard first ([`pickle_guard::check_checkpoint`]), then
+/// candle's reader, at the top level or else under `state_dict`.
 fn read_pickle(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    let read = |key: Option<&str>| -> Result<Vec<(String, Tensor)>> {
-        // The pickle reader is third-party parsing of untrusted bytes: contain any panic.
-        let owned = path.to_path_buf();
-        let key = key.map(str::to_string);
-        match std::panic::catch_unwind(move || {
-            candle_core::pickle::read_all_with_key(&owned, key.as_deref())
-        }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(file_error(path, e)),
-            Err(_) => Err(file_error(path, "the PyTorch pickle could not be parsed")),
-        }
-    };
-    let mut found = read(None)?;
+    pickle_guard::check_checkpoint(path)?;
+    let mut found = read_pth(path, None)?;
     if found.is_empty() {
-        found = read(Some("state_dict"))?;
+        found = read_pth(path, Some("state_dict"))?;
     }
     found
         .into_iter()
         .map(|(k, t)| Ok((k, t.to_device(device)?)))
         .collect()
+}
+
+/// Runs candle's pickle code, which parses untrusted bytes: any panic becomes an error.
+fn contained<T>(path: &Path, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(file_error(path, e)),
+        Err(_) => Err(file_error(path, "the PyTorch pickle could not be parsed")),
+    }
+}
+
+/// The tensors of a guarded checkpoint (as `read_all_with_key`), each checked against the bytes
+/// its storage entry holds before candle allocates it.
+fn read_pth(path: &Path, key: Option<&str>) -> Result<Vec<(String, Tensor)>> {
+    let pth = contained(path, || PthTensors::new(path, key))?;
+    check_tensor_sizes(path, pth.tensor_infos())?;
+    let mut found = Vec::with_capacity(pth.tensor_infos().len());
+    for name in pth.tensor_infos().keys() {
+        if let Some(tensor) = contained(path, || pth.get(name))? {
+            found.push((name.clone(), tensor));
+        }
+    }
+    Ok(found)
+}
+
+/// Largest inflation of a deflate stream (about 1032:1), bounding a compressed entry's size.
+const MAX_INFLATION: u64 = 1032;
+
+/// Refuses tensors whose claimed layout needs more bytes than their storage entry can hold, or
+/// that together would allocate more than `MAX_TENSOR_BYTES_PER_FILE_BYTE` times the file.
+fn check_tensor_sizes(path: &Path, infos: &HashMap<String, TensorInfo>) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut zip =
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| file_error(path, e))?;
+    let budget = file_len
+        .saturating_mul(MAX_TENSOR_BYTES_PER_FILE_BYTE)
+        .saturating_add(256 << 20);
+    let mut total = 0u64;
+    for info in infos.values() {
+        let needed = tensor_bytes(info).ok_or_else(|| {
+            file_error(path, format!("tensor {} has an impossible size", info.name))
+        })?;
+        let held = match zip.by_name(&info.path) {
+            Ok(entry) => entry_capacity(&entry, file_len),
+            Err(_) => continue, // candle names the missing entry when it reads the tensor
+        };
+        if needed > held {
+            let reason = format!(
+                "tensor {} needs {needed} bytes but its storage entry {} holds at most {held}",
+                info.name, info.path
+            );
+            return Err(file_error(path, reason));
+        }
+        total = total.saturating_add(needed);
+        if total > budget {
+            let reason = format!("the tensors would take over {budget} bytes (the size budget)");
+            return Err(file_error(path, reason));
+        }
+    }
+    Ok(())
+}
+
+/// Shared storages are read once per tensor: allow this many tensor bytes per file byte.
+const MAX_TENSOR_BYTES_PER_FILE_BYTE: u64 = 4;
+
+/// Bytes candle reads for a tensor (offset then elements), or `None` on overflow.
+fn tensor_bytes(info: &TensorInfo) -> Option<u64> {
+    let elems = info
+        .layout
+        .dims()
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+    let start = info.layout.start_offset() as u64;
+    elems
+        .checked_add(start)?
+        .checked_mul(info.dtype.size_in_bytes() as u64)
+}
+
+/// The most bytes a zip entry can really yield: its claimed size, bounded by the bytes it
+/// occupies in the file (times the deflate ratio when compressed).
+fn entry_capacity<R: std::io::Read>(entry: &zip::read::ZipFile<'_, R>, file_len: u64) -> u64 {
+    let stored = entry.compressed_size().min(file_len);
+    let bound = match entry.compression() {
+        zip::CompressionMethod::Stored => stored,
+        _ => stored.saturating_mul(MAX_INFLATION),
+    };
+    entry.size().min(bound)
 }
 
 /// Writes `tensors` to `path` as safetensors, atomically (a temporary file renamed into place).

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod file;
 pub mod load;
+pub mod pickle_guard;
 pub mod prefix;
 pub mod record;
 
