@@ -87,7 +87,9 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         return Ok(out);
     }
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -108,7 +110,9 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
     let mut n = 0;
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
         if path
             .file_name()
             .and_then(|n| n.to_str())

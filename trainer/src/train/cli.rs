@@ -2,11 +2,13 @@
 //! the export of the EMA weights.
 
 use super::adapters::Adapter;
+use super::checkpoint;
 use super::dist::SingleProcess;
+use super::interrupt::{Interrupt, StopSignal};
 use super::optim::{AdamWConfig, Schedule};
 use super::outputs::{export, write_samples};
-use super::session::{run as run_session, SessionOptions};
-use super::settings::{RunSpec, TrainSettings, RUN_FILE};
+use super::session::{run as run_session, SessionOptions, SessionSummary};
+use super::settings::{absolute, RunSpec, TrainSettings, RUN_FILE};
 use crate::data::{DataConfig, ShortFiles};
 use adiff_core::models::folder::CONFIG_FILE;
 use adiff_core::models::FolderConfig;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 ///
 /// New run: `adiff train --data DIR --model CONFIG.json --out RUN_DIR`.
 /// Continue an interrupted run exactly: `adiff train --resume RUN_DIR`.
+/// Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and the model folder, and
+/// prints the command that resumes; a second Ctrl-C quits at once.
 /// The run folder gets `run.json`, `metrics.jsonl`, checkpoints (`ckpt-<step>.safetensors`),
 /// preview renders in `samples/` and, at the end, the EMA weights as the model folder `model/`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +34,8 @@ pub struct TrainArgs {
     /// Run folder to create.
     #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
-    /// Continue the run in this folder from its newest complete checkpoint.
+    /// Continue the run in this folder from its newest complete checkpoint (a run stopped
+    /// before its first checkpoint starts again from step 0).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Separate validation folder (otherwise whole files are held out of --data).
@@ -129,17 +134,12 @@ fn new_run(a: &TrainArgs) -> Result<(PathBuf, RunSpec)> {
     };
     let (cfg, file) = read_model_config(model)?;
     super::adapters::model_config(&cfg, &file)?;
-    if out.join(RUN_FILE).exists() {
-        bail!(
-            "{} already holds a run; continue it with --resume {}",
-            out.display(),
-            out.display()
-        );
-    }
+    check_out_folder(out)?;
     let settings = TrainSettings {
         data: DataConfig {
-            root: data.clone(),
-            val_root: a.val_data.clone(),
+            // Absolute, so that `--resume` works from any directory.
+            root: absolute(data)?,
+            val_root: a.val_data.as_deref().map(absolute).transpose()?,
             val_fraction: a.val_fraction,
             sample_rate: cfg.sample_rate,
             channels: cfg.channels,
@@ -182,46 +182,95 @@ fn new_run(a: &TrainArgs) -> Result<(PathBuf, RunSpec)> {
     Ok((out.clone(), spec))
 }
 
-/// Runs `adiff train`.
-pub fn run(a: TrainArgs) -> Result<()> {
-    let resume = a.resume.is_some();
-    let (run_dir, spec) = match &a.resume {
-        Some(dir) => (dir.clone(), RunSpec::read(dir)?),
-        None => new_run(&a)?,
-    };
-    let cfg: FolderConfig =
-        serde_json::from_value(spec.model.clone()).context("the model config in run.json")?;
-    let source = run_dir.join(RUN_FILE);
-    let device = adiff_core::device::parse_device(&a.device)?;
-    let rate = cfg.sample_rate;
-    let samples_dir = run_dir.clone();
-    let mut on_samples = move |step: u64,
-                               reference: &candle_core::Tensor,
-                               rendered: &candle_core::Tensor|
-          -> Result<()> {
-        write_samples(&samples_dir, step, rate, reference, rendered).map(|_| ())
-    };
-    let opts = SessionOptions {
-        resume,
-        stop_after: a.stop_after,
-        device,
-        progress: !a.no_progress,
-        on_samples: Some(&mut on_samples),
-        sync: &SingleProcess,
-    };
-    let build = |vb: candle_nn::VarBuilder| -> Result<Box<dyn super::model::Trainable>> {
-        Ok(Box::new(Adapter::new(&cfg, &source, vb)?))
-    };
-    let (summary, weights) = run_session(&run_dir, &spec.settings, &build, opts)?;
-    let model_dir = run_dir.join("model");
-    export(&weights.ema, &cfg, &model_dir)?;
+/// Refuses an `--out` folder that holds checkpoints (a run to continue with `--resume`, or
+/// another run's files). A folder whose run was stopped before its first checkpoint holds
+/// nothing worth keeping: its `run.json` and metrics are replaced by the new run's.
+fn check_out_folder(out: &Path) -> Result<()> {
+    let has_run = out.join(RUN_FILE).exists();
+    if let Some((step, _)) = checkpoint::list(out)?.last() {
+        if has_run {
+            bail!(
+                "{} already holds a run (checkpoint at step {step}); continue it with \
+                 `adiff train --resume {}`, or choose another --out",
+                out.display(),
+                out.display()
+            );
+        }
+        bail!(
+            "{} holds checkpoints but no {RUN_FILE}; choose another --out",
+            out.display()
+        );
+    }
+    if has_run {
+        eprintln!(
+            "note: the run in {} stopped before its first checkpoint; starting it over",
+            out.display()
+        );
+    }
+    Ok(())
+}
 
+/// `s` as one word for a POSIX shell (single-quoted unless it is plainly safe).
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line that resumes the run in `run_dir` with this session's device.
+fn resume_command(run_dir: &Path, a: &TrainArgs) -> Result<String> {
+    let dir = absolute(run_dir)?;
+    let mut cmd = format!(
+        "adiff train --resume {}",
+        shell_quote(&dir.to_string_lossy())
+    );
+    if a.device != "cpu" {
+        cmd.push_str(&format!(" --device {}", shell_quote(&a.device)));
+    }
+    if a.no_progress {
+        cmd.push_str(" --no-progress");
+    }
+    Ok(cmd)
+}
+
+/// Tells on stderr where an interrupted run stopped, what was saved, and how to resume it.
+fn report_interrupt(
+    a: &TrainArgs,
+    run_dir: &Path,
+    summary: &SessionSummary,
+    total: u64,
+    signal: StopSignal,
+) -> Result<()> {
+    let step = summary.step;
+    let saved = match &summary.checkpoint {
+        Some(ck) => format!(
+            "saved the checkpoint {} and the model folder {}",
+            ck.display(),
+            run_dir.join("model").display()
+        ),
+        None => "no update was done, so there is no checkpoint".to_string(),
+    };
+    eprintln!(
+        "interrupted by {} at step {step} of {total}; {saved}.\nresume with: {}",
+        signal.name(),
+        resume_command(run_dir, a)?
+    );
+    Ok(())
+}
+
+/// The end-of-session summary on stdout.
+fn print_summary(run_dir: &Path, summary: &SessionSummary, total: u64, model_dir: &Path) {
     let d = &summary.data;
     println!(
         "run {}: step {} of {} ({} this session)",
         run_dir.display(),
         summary.step,
-        spec.settings.steps,
+        total,
         summary.step - summary.resumed_from
     );
     println!(
@@ -242,5 +291,49 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     println!("throughput: {:.2} windows/s", summary.windows_per_sec);
     println!("exported EMA weights to {}", model_dir.display());
+}
+
+/// Runs `adiff train`. A run stopped by SIGINT or SIGTERM exits the process with 130 or 143
+/// after its checkpoint, its model folder and the resume hint are written.
+pub fn run(a: TrainArgs) -> Result<()> {
+    let interrupt = Interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
+    let resume = a.resume.is_some();
+    let (run_dir, spec) = match &a.resume {
+        Some(dir) => (dir.clone(), RunSpec::read(dir)?),
+        None => new_run(&a)?,
+    };
+    let source = run_dir.join(RUN_FILE);
+    let cfg: FolderConfig = serde_json::from_value(spec.model.clone())
+        .with_context(|| format!("the model config in {}", source.display()))?;
+    let device = adiff_core::device::parse_device(&a.device)?;
+    let rate = cfg.sample_rate;
+    let samples_dir = run_dir.clone();
+    let mut on_samples = move |step: u64,
+                               reference: &candle_core::Tensor,
+                               rendered: &candle_core::Tensor|
+          -> Result<()> {
+        write_samples(&samples_dir, step, rate, reference, rendered).map(|_| ())
+    };
+    let opts = SessionOptions {
+        resume,
+        stop_after: a.stop_after,
+        device,
+        progress: !a.no_progress,
+        on_samples: Some(&mut on_samples),
+        sync: &SingleProcess,
+        interrupt: Some(&interrupt),
+    };
+    let build = |vb: candle_nn::VarBuilder| -> Result<Box<dyn super::model::Trainable>> {
+        Ok(Box::new(Adapter::new(&cfg, &source, vb)?))
+    };
+    let (summary, weights) = run_session(&run_dir, &spec.settings, &build, opts)?;
+    let model_dir = run_dir.join("model");
+    export(&weights.ema, &cfg, &model_dir)?;
+
+    print_summary(&run_dir, &summary, spec.settings.steps, &model_dir);
+    if let Some(signal) = summary.interrupted {
+        report_interrupt(&a, &run_dir, &summary, spec.settings.steps, signal)?;
+        std::process::exit(signal.exit_code());
+    }
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! (`step`, `loss`, `lr`, `grad_norm`, `samples_per_sec`) and every validation
 //! (`step`, `val_loss`, `val_loss_ema`).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One line of `metrics.jsonl`.
@@ -55,25 +55,23 @@ pub struct MetricsWriter {
 }
 
 impl MetricsWriter {
-    /// Opens `path` for appending. With `keep_until = Some(step)` (a resume), lines with a later
-    /// step are dropped first, atomically, so the file reads as one uninterrupted run.
+    /// Opens `path` for appending. With `keep_until = Some(step)` (a resume from the checkpoint at
+    /// `step`), lines with a later step are dropped first, atomically, so the file reads as one
+    /// uninterrupted run. With `None` (a run starting at step 0) the file is started afresh: lines
+    /// left by an earlier attempt that never reached a checkpoint are discarded.
     pub fn open(path: &Path, keep_until: Option<u64>) -> Result<Self> {
-        if let (Some(step), true) = (keep_until, path.exists()) {
-            let kept: Vec<Record> = read(path)?.into_iter().filter(|r| r.step <= step).collect();
-            let tmp = path.with_extension("jsonl.tmp");
-            {
-                let mut f = fs::File::create(&tmp)
-                    .with_context(|| format!("creating {}", tmp.display()))?;
-                for r in &kept {
-                    writeln!(f, "{}", serde_json::to_string(r)?)?;
-                }
-                f.sync_all()?;
+        let mut options = fs::OpenOptions::new();
+        match keep_until {
+            Some(step) if path.exists() => {
+                let kept: Vec<Record> =
+                    read(path)?.into_iter().filter(|r| r.step <= step).collect();
+                rewrite(path, &kept)?;
+                options.append(true)
             }
-            fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-        }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+            Some(_) => options.append(true).create(true),
+            None => options.write(true).create(true).truncate(true),
+        };
+        let file = options
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
         Ok(Self {
@@ -85,23 +83,64 @@ impl MetricsWriter {
     /// Appends one record.
     pub fn write(&mut self, r: &Record) -> Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(r)?)
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        self.file.flush()?;
-        Ok(())
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
-/// Reads every record of a metrics file (a torn last line from a crash is ignored).
+/// Replaces `path` by `records` (temporary file, fsync, rename).
+fn rewrite(path: &Path, records: &[Record]) -> Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Reads every record of a metrics file.
+///
+/// A crash or `kill -9` can tear the line being written: a last line that does not parse is
+/// dropped with a warning naming the file. Any other line that is not a record (bad UTF-8, not
+/// JSON, missing `step`) is an error naming the file and the line, since dropping it would lose
+/// data silently.
 pub fn read(path: &Path) -> Result<Vec<Record>> {
-    let f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line?;
-        if let Ok(r) = serde_json::from_str::<Record>(&line) {
-            out.push(r);
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<(usize, &[u8])> = bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim_ascii().is_empty())
+        .collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (k, (number, line)) in lines.iter().enumerate() {
+        match parse_line(line) {
+            Ok(r) => out.push(r),
+            Err(why) if k + 1 == lines.len() => eprintln!(
+                "warning: {} line {number}: ignoring an incomplete last line ({why}; \
+                 the run was probably stopped while writing it)",
+                path.display()
+            ),
+            Err(why) => bail!(
+                "{} line {number}: not a metrics record ({why}); fix or remove that line",
+                path.display()
+            ),
         }
     }
     Ok(out)
+}
+
+/// One line as a [`Record`], or why not.
+fn parse_line(line: &[u8]) -> std::result::Result<Record, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -133,5 +172,42 @@ mod tests {
             .map(|r| (r.step, r.loss.unwrap()))
             .collect();
         assert_eq!(steps, vec![(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_garbage_before_it_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        fs::write(&p, "{\"step\":1,\"loss\":0.5}\n{\"step\":2,\"lo").unwrap();
+        assert_eq!(
+            read(&p).unwrap(),
+            vec![Record {
+                loss: Some(0.5),
+                ..Record::at(1)
+            }]
+        );
+
+        fs::write(&p, b"{\"step\":1}\n\xff\xfe garbage\n{\"step\":2}\n").unwrap();
+        let e = format!("{:#}", read(&p).unwrap_err());
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("line 2"),
+            "{e}"
+        );
+        assert!(e.contains("UTF-8"), "{e}");
+        fs::write(&p, "{\"step\":1}\nnot json\n{\"step\":2}\n").unwrap();
+        let e = format!("{:#}", MetricsWriter::open(&p, Some(1)).err().unwrap());
+        assert!(e.contains("metrics.jsonl line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_run_from_step_zero_starts_the_file_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        fs::write(&p, "{\"step\":7}\n").unwrap();
+        MetricsWriter::open(&p, None)
+            .unwrap()
+            .write(&Record::at(0))
+            .unwrap();
+        assert_eq!(read(&p).unwrap(), vec![Record::at(0)]);
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod dist;
 pub mod ema;
 pub mod init;
+pub mod interrupt;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -1,10 +1,11 @@
 //! The training loop: data -> loss -> accumulated gradients -> clipping -> AdamW -> EMA, with
 //! periodic validation, preview renders, metrics and atomic checkpoints, resumable exactly.
 
-use super::checkpoint::{self, CheckpointMeta};
+use super::checkpoint::{self, Checkpoint, CheckpointMeta};
 use super::dist::GradSync;
 use super::ema::Ema;
 use super::init::{sorted_vars, SeededVarMap};
+use super::interrupt::{Interrupt, StopSignal};
 use super::metrics::{MetricsWriter, Record};
 use super::model::Trainable;
 use super::optim::{clip_global_norm, AdamW};
@@ -16,7 +17,7 @@ use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,7 +35,8 @@ pub type SampleFn<'a> = dyn FnMut(u64, &Tensor, &Tensor) -> Result<()> + 'a;
 
 /// How this session runs (not part of the saved settings).
 pub struct SessionOptions<'a> {
-    /// Continue from the newest complete checkpoint of the run folder.
+    /// Continue from the newest complete checkpoint of the run folder (see [`start_checkpoint`]
+    /// for a folder that has none).
     pub resume: bool,
     /// Stop (after checkpointing) once this many updates are done, even if `steps` is larger.
     pub stop_after: Option<u64>,
@@ -44,6 +46,11 @@ pub struct SessionOptions<'a> {
     pub on_samples: Option<&'a mut SampleFn<'a>>,
     /// Gradient all-reduce across data-parallel workers (a single process: no-op).
     pub sync: &'a dyn GradSync,
+    /// Polled between updates: once it reports a signal the session checkpoints and returns
+    /// early with [`SessionSummary::interrupted`] set. `None`: run to the end. With several
+    /// data-parallel ranks every rank must get the same answer at the same step (agree on it
+    /// through the sync, as the checkpoint step is), or the ranks' collectives would part ways.
+    pub interrupt: Option<&'a Interrupt>,
 }
 
 /// What a finished session reports.
@@ -58,6 +65,10 @@ pub struct SessionSummary {
     pub first_val_loss: Option<f64>,
     /// Mean training windows per second over the session's updates.
     pub windows_per_sec: f64,
+    /// The signal that ended the session before `steps` (or `stop_after`), if one did.
+    pub interrupted: Option<StopSignal>,
+    /// The newest checkpoint of the run after the session (written or resumed from).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// The trained weights and their EMA, for export.
@@ -81,7 +92,7 @@ fn restore(
         let key = format!("{prefix}{k}");
         let t = tensors
             .get(&key)
-            .with_context(|| format!("checkpoint lacks `{key}`"))?;
+            .with_context(|| format!("the checkpoint lacks `{key}` (a different model?)"))?;
         if t.dims() != v.dims() {
             bail!(
                 "checkpoint `{key}` has shape {:?}, the model {:?}",
@@ -117,7 +128,63 @@ fn validation_loss(model: &dyn Trainable, val: &Tensor, batch: usize, seed: u64)
     Ok(total / n as f64)
 }
 
-/// Trains in `run_dir` (which holds `run.json`) until `settings.steps` (or `stop_after`).
+/// The checkpoint a session starts from; `None`: step 0.
+///
+/// A new run starts at step 0. `--resume` continues from the newest complete checkpoint. A run
+/// folder with no checkpoint at all (the run was stopped before its first one) also starts again
+/// from step 0, with a note: `run.json` holds every setting and nothing was saved that could be
+/// lost, so this is what a user who types `--resume` after an early Ctrl-C or crash expects,
+/// rather than being told to retype the whole command without it. Checkpoint files of which none
+/// loads are an error instead: starting over would soon delete them.
+fn start_checkpoint(run_dir: &Path, resume: bool, device: &Device) -> Result<Option<Checkpoint>> {
+    if !resume {
+        return Ok(None);
+    }
+    let listed = checkpoint::list(run_dir)?;
+    if listed.is_empty() {
+        eprintln!(
+            "note: {} has no checkpoint yet (the run stopped before its first one): \
+             starting it from step 0",
+            run_dir.display()
+        );
+        return Ok(None);
+    }
+    let ck = checkpoint::load_latest(run_dir, device)?.with_context(|| {
+        format!(
+            "--resume: none of the {} checkpoint file(s) in {} can be read (see the warnings \
+             above); move them away to start the run over",
+            listed.len(),
+            run_dir.display()
+        )
+    })?;
+    Ok(Some(ck))
+}
+
+/// Sets the weights, the EMA and the optimizer state from a checkpoint.
+fn restore_checkpoint(
+    ck: &Checkpoint,
+    vars: &[(String, Var)],
+    ema_vars: &[(String, Var)],
+    opt: &mut AdamW,
+) -> Result<()> {
+    for ((_, v), t) in vars.iter().zip(restore(&ck.tensors, "model.", vars)?) {
+        v.set(&t)?;
+    }
+    for ((_, v), t) in ema_vars.iter().zip(restore(&ck.tensors, "ema.", vars)?) {
+        v.set(&t)?;
+    }
+    opt.restore(
+        restore(&ck.tensors, "adam.m.", vars)?,
+        restore(&ck.tensors, "adam.v.", vars)?,
+        ck.meta.adam_t,
+    )?;
+    Ok(())
+}
+
+/// Trains in `run_dir` (which holds `run.json`) until `settings.steps` (or `stop_after`), or until
+/// `opts.interrupt` reports a signal: then the update in progress finishes (and its validation,
+/// if one is due, so the metrics match an uninterrupted run; its preview render is skipped), a
+/// checkpoint is written and the session returns with [`SessionSummary::interrupted`] set.
 pub fn run(
     run_dir: &Path,
     s: &TrainSettings,
@@ -128,8 +195,30 @@ pub fn run(
         s.batch_size >= 1 && s.grad_accum >= 1,
         "batch size and gradient accumulation must be at least 1"
     );
-    // 1. Data first: an empty or silent folder fails before any model is built.
+    // 1. Where to start, and the metrics file: a damaged one fails before the data is decoded.
+    // Only the lead rank (the only one in a single-process run) writes checkpoints and previews.
+    let lead = opts.sync.rank() == 0;
+    if lead {
+        let stale = checkpoint::remove_stale_temporaries(run_dir)?;
+        if stale > 0 {
+            eprintln!("removed {stale} incomplete checkpoint file(s) left by an interrupted run");
+        }
+    }
+    let start = start_checkpoint(run_dir, opts.resume, &opts.device)?;
+    let metrics_path = run_dir.join(metrics_file(opts.sync.rank()));
+    // A resume checks (and trims) its metrics before the data is decoded; a run from step 0
+    // starts the file once the data is known to be usable.
+    let resumed_metrics = start
+        .as_ref()
+        .map(|ck| MetricsWriter::open(&metrics_path, Some(ck.meta.step)))
+        .transpose()?;
+
+    // 2. Data: an empty or silent folder fails before any model is built.
     let data = Dataset::load(&s.data)?;
+    let mut metrics = match resumed_metrics {
+        Some(m) => m,
+        None => MetricsWriter::open(&metrics_path, None)?,
+    };
     let (ch, len) = (s.data.channels, s.data.window);
     let (val_data, n_val) = validation_windows(&data.val, len, s.val_windows);
     let val = (n_val > 0)
@@ -139,7 +228,7 @@ pub fn run(
         eprintln!("warning: no validation files; validation loss is not computed");
     }
 
-    // 2. Model, EMA copy, optimizer.
+    // 3. Model, EMA copy, optimizer.
     let dev = opts.device.clone();
     let model_map = VarMap::new();
     let model = build(SeededVarMap::var_builder(
@@ -172,37 +261,17 @@ pub fn run(
     let (mut data_rng, mut windows) = (SeededNoise::new(s.seed ^ DATA_SALT).state(), 0u64);
     let mut step = 0u64;
 
-    // 3. Resume from the newest complete checkpoint.
-    if opts.resume {
-        let stale = checkpoint::remove_stale_temporaries(run_dir)?;
-        if stale > 0 {
-            eprintln!("removed {stale} incomplete checkpoint file(s) left by an interrupted run");
-        }
-        let ck = checkpoint::load_latest(run_dir, &dev)?.with_context(|| {
-            format!("--resume: no complete checkpoint in {}", run_dir.display())
-        })?;
-        for ((_, v), t) in vars.iter().zip(restore(&ck.tensors, "model.", &vars)?) {
-            v.set(&t)?;
-        }
-        for ((_, v), t) in ema_vars.iter().zip(restore(&ck.tensors, "ema.", &vars)?) {
-            v.set(&t)?;
-        }
-        opt.restore(
-            restore(&ck.tensors, "adam.m.", &vars)?,
-            restore(&ck.tensors, "adam.v.", &vars)?,
-            ck.meta.adam_t,
-        )?;
+    // 4. Resume from the checkpoint, if there is one.
+    let mut last_checkpoint = None;
+    if let Some(ck) = start {
+        restore_checkpoint(&ck, &vars, &ema_vars, &mut opt)
+            .with_context(|| format!("restoring {}", ck.path.display()))?;
         noise = SeededNoise::from_state(ck.meta.noise_rng);
         (data_rng, windows, step) = (ck.meta.data_rng, ck.meta.windows, ck.meta.step);
         eprintln!("resumed from {} (step {step})", ck.path.display());
+        last_checkpoint = Some((step, ck.path));
     }
     let resumed_from = step;
-    // Only the lead rank (the only one in a single-process run) writes checkpoints and previews.
-    let lead = opts.sync.rank() == 0;
-    let mut metrics = MetricsWriter::open(
-        &run_dir.join(metrics_file(opts.sync.rank())),
-        opts.resume.then_some(step),
-    )?;
     let train_clips = Arc::new(data.train);
     let loader = Loader::start(
         train_clips,
@@ -217,7 +286,7 @@ pub fn run(
                 opt: &AdamW,
                 data_rng: [u64; 4],
                 windows: u64|
-     -> Result<()> {
+     -> Result<PathBuf> {
         let (m, v) = opt.moments();
         let mut t = var_tensors("model.", &vars);
         t.extend(var_tensors("ema.", &ema_vars));
@@ -240,16 +309,17 @@ pub fn run(
             windows,
             checksum: 0,
         };
-        checkpoint::save(run_dir, &t, meta, s.keep_checkpoints)?;
-        Ok(())
+        checkpoint::save(run_dir, &t, meta, s.keep_checkpoints)
     };
 
-    // 4. The loop.
+    // 5. The loop.
     let end = opts.stop_after.map_or(s.steps, |n| n.min(s.steps));
+    let stop_requested = || opts.interrupt.and_then(Interrupt::requested);
     let bar = super::progress::bar(step, s.steps, opts.progress);
     let (mut first_val, mut last_val) = (None, None);
-    if let (Some(val), 0) = (&val, step) {
-        // The untrained baseline, so the metrics show how far validation loss has fallen.
+    if let (Some(val), 0, None) = (&val, step, stop_requested()) {
+        // The untrained baseline, so the metrics show how far validation loss has fallen
+        // (skipped when stopped already: a run stopped at step 0 starts its metrics over).
         let vl = validation_loss(model.as_ref(), val, s.batch_size, s.seed)?;
         (first_val, last_val) = (Some(vl), Some(vl));
         metrics.write(&Record {
@@ -259,7 +329,12 @@ pub fn run(
         })?;
     }
     let (mut timed_windows, mut timed_secs) = (0u64, 0.0f64);
+    let mut interrupted = None;
     while step < end {
+        if let Some(signal) = stop_requested() {
+            interrupted = Some(signal);
+            break;
+        }
         let t0 = Instant::now();
         let lr = s.schedule.lr(s.optimizer.lr, step, s.steps);
         let mut grads: Vec<Tensor> = Vec::new();
@@ -325,7 +400,7 @@ pub fn run(
                 ));
             }
         }
-        if let (Some(cb), true) = (opts.on_samples.as_mut(), lead) {
+        if let (Some(cb), true, None) = (opts.on_samples.as_mut(), lead, stop_requested()) {
             if s.sample_every > 0 && (step % s.sample_every == 0 || last) {
                 let reference = match &val {
                     Some(v) => v.narrow(0, 0, s.num_samples.min(v.dim(0)?))?,
@@ -342,8 +417,13 @@ pub fn run(
             }
         }
         if lead && ((s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || last) {
-            save(step, &noise, &opt, data_rng, windows)?;
+            last_checkpoint = Some((step, save(step, &noise, &opt, data_rng, windows)?));
         }
+    }
+    // A stop between checkpoints: save the updates done since the last one.
+    let unsaved = step > resumed_from && last_checkpoint.as_ref().is_none_or(|c| c.0 != step);
+    if lead && interrupted.is_some() && unsaved {
+        last_checkpoint = Some((step, save(step, &noise, &opt, data_rng, windows)?));
     }
     bar.finish_and_clear();
     let summary = SessionSummary {
@@ -357,6 +437,8 @@ pub fn run(
         } else {
             0.0
         },
+        interrupted,
+        checkpoint: last_checkpoint.map(|c| c.1),
     };
     Ok((summary, Weights { ema: ema_map }))
 }

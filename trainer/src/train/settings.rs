@@ -3,9 +3,9 @@
 
 use super::optim::{AdamWConfig, Schedule};
 use crate::data::DataConfig;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// File name of the saved run description in a run folder.
 pub const RUN_FILE: &str = "run.json";
@@ -59,7 +59,13 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Reads `run.json` from a run folder.
+    /// Reads `run.json` from a run folder and makes its data folders absolute.
+    ///
+    /// New runs store absolute paths, so `--resume` works from any directory. Older `run.json`
+    /// files may hold `--data`/`--val-data` as typed, relative to the directory the run was
+    /// started from (the training process's working directory, which is how those versions read
+    /// them); such a path is resolved against the current directory, the only sensible base
+    /// there is, and a folder that is not there is an error naming `run.json` and saying so.
     pub fn read(run_dir: &Path) -> Result<Self> {
         let path = run_dir.join(RUN_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -69,7 +75,13 @@ impl RunSpec {
                 run_dir.display()
             )
         })?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let mut spec: Self =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        spec.settings.data.root = resolve_data_folder(&spec.settings.data.root, &path)?;
+        if let Some(v) = &spec.settings.data.val_root {
+            spec.settings.data.val_root = Some(resolve_data_folder(v, &path)?);
+        }
+        Ok(spec)
     }
 
     /// Writes `run.json` into a run folder (temporary file + rename).
@@ -81,4 +93,31 @@ impl RunSpec {
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
+}
+
+/// `path` made absolute against the current directory (not resolving links, not requiring it to
+/// exist), for storing in `run.json`.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("making {} absolute", path.display()))
+}
+
+/// A data folder read from `run_file`: absolute ones as they are, a relative one (older
+/// `run.json` files) against the current directory, where it must exist.
+fn resolve_data_folder(folder: &Path, run_file: &Path) -> Result<PathBuf> {
+    if folder.is_absolute() {
+        return Ok(folder.to_path_buf());
+    }
+    let resolved = absolute(folder)?;
+    if !resolved.is_dir() {
+        bail!(
+            "{} names the data folder `{}` relative to the directory the run was started from, \
+             and {} is not a folder: resume from that directory, or write the absolute path \
+             into {}",
+            run_file.display(),
+            folder.display(),
+            resolved.display(),
+            run_file.display()
+        );
+    }
+    Ok(resolved)
 }

@@ -1,6 +1,7 @@
 //! Loop-level tests with the small stand-in model: learning happens, resume is exact.
 
 use super::dist::SingleProcess;
+use super::interrupt::{Interrupt, StopSignal};
 use super::model::standin::StandIn;
 use super::model::Trainable;
 use super::optim::{AdamWConfig, Schedule};
@@ -80,7 +81,7 @@ fn build(vb: candle_nn::VarBuilder) -> anyhow::Result<Box<dyn Trainable>> {
     Ok(Box::new(StandIn::new(1, vb)?))
 }
 
-fn opts(resume: bool, stop_after: Option<u64>) -> SessionOptions<'static> {
+fn opts<'a>(resume: bool, stop_after: Option<u64>) -> SessionOptions<'a> {
     SessionOptions {
         resume,
         stop_after,
@@ -88,6 +89,7 @@ fn opts(resume: bool, stop_after: Option<u64>) -> SessionOptions<'static> {
         progress: false,
         on_samples: None,
         sync: &SingleProcess,
+        interrupt: None,
     }
 }
 
@@ -159,6 +161,63 @@ fn an_empty_or_silent_folder_fails_before_training() {
     .unwrap();
     assert!(format!("{err:#}").contains("1 silent"), "{err:#}");
     assert!(!out.path().join("metrics.jsonl").exists());
+}
+
+#[test]
+fn a_requested_stop_checkpoints_its_step_and_the_resume_repeats_the_uninterrupted_curve() {
+    let data = tempfile::tempdir().unwrap();
+    tone_folder(data.path(), 8);
+    let mut s = settings(data.path(), 8);
+    (s.sample_every, s.sample_steps) = (1, 2);
+    let a = tempfile::tempdir().unwrap();
+    run(a.path(), &s, &build, opts(false, None)).unwrap();
+
+    // Stopped during step 3's preview (which a real signal may interrupt the same way).
+    let b = tempfile::tempdir().unwrap();
+    let interrupt = Interrupt::new();
+    let mut on_samples = |step: u64, _: &candle_core::Tensor, _: &candle_core::Tensor| {
+        if step == 3 {
+            interrupt.request(StopSignal::Terminate);
+        }
+        Ok(())
+    };
+    let o = SessionOptions {
+        on_samples: Some(&mut on_samples),
+        interrupt: Some(&interrupt),
+        ..opts(false, None)
+    };
+    let (sb, _) = run(b.path(), &s, &build, o).unwrap();
+    assert_eq!((sb.step, sb.interrupted), (3, Some(StopSignal::Terminate)));
+    let ckpt = b.path().join(checkpoint::file_name(3));
+    assert_eq!(sb.checkpoint.as_deref(), Some(ckpt.as_path()));
+    assert_eq!(checkpoint::load(&ckpt, &Device::Cpu).unwrap().meta.step, 3);
+
+    let (sr, _) = run(b.path(), &s, &build, opts(true, None)).unwrap();
+    assert_eq!((sr.resumed_from, sr.step, sr.interrupted), (3, 8, None));
+    assert_eq!(curve(a.path()), curve(b.path()));
+}
+
+#[test]
+fn a_stop_before_the_first_update_saves_nothing_and_resume_starts_from_zero() {
+    let data = tempfile::tempdir().unwrap();
+    tone_folder(data.path(), 4);
+    let s = settings(data.path(), 3);
+    let a = tempfile::tempdir().unwrap();
+    run(a.path(), &s, &build, opts(false, None)).unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    let interrupt = Interrupt::new();
+    interrupt.request(StopSignal::Interrupt);
+    let o = SessionOptions {
+        interrupt: Some(&interrupt),
+        ..opts(false, None)
+    };
+    let (sb, _) = run(b.path(), &s, &build, o).unwrap();
+    assert_eq!((sb.step, sb.checkpoint), (0, None));
+    assert!(checkpoint::list(b.path()).unwrap().is_empty());
+    let (sr, _) = run(b.path(), &s, &build, opts(true, None)).unwrap();
+    assert_eq!((sr.resumed_from, sr.step), (0, 3));
+    assert_eq!(curve(a.path()), curve(b.path()));
 }
 
 /// Scales every gradient by zero: proves the loop routes its gradients through the sync seam.
