@@ -47,6 +47,10 @@ pub enum Error {
     #[error("audio file {path}: {reason}")]
     Audio { path: PathBuf, reason: String },
 
+    /// An image file could not be written.
+    #[error("image file {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
     /// File-system error with the path involved.
     #[error("{path}: {source}")]
     Io {
@@ -56,11 +60,11 @@ pub enum Error {
     },
 
     /// JSON (config) error with the path or thing involved.
-    #[error("{what}: {source}")]
+    #[error("{what}: {reason}")]
     Json {
         what: String,
-        #[source]
-        source: serde_json::Error,
+        /// The parser's reason (kept out of the source chain, so it is printed once).
+        reason: serde_json::Error,
     },
 
     /// A tensor argument has the wrong shape or value.

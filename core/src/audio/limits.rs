@@ -12,8 +12,9 @@ pub const MAX_RATE: u32 = 384_000;
 pub const MAX_CHANNELS: usize = 8;
 /// Longest audio read or written, in seconds (3 hours).
 pub const MAX_SECONDS: f64 = 3.0 * 3600.0;
-/// Most samples (frames x channels) held for one clip: 2^29 f32 samples, 2 GiB.
-pub const MAX_SAMPLES: usize = 1 << 29;
+/// Most samples (frames x channels) held for one clip: 2^28 f32 samples, 1 GiB (decoding holds
+/// the interleaved and the planar copy at once, 2 GiB).
+pub const MAX_SAMPLES: usize = 1 << 28;
 /// Largest sample magnitude accepted in a float file (full scale is 1; a value this large is
 /// corrupt data, and its square overflows the spectral code's f32 sums).
 pub const MAX_ABS_SAMPLE: f32 = 1000.0;
@@ -134,7 +135,7 @@ mod tests {
 
     #[test]
     fn length_limit_is_the_tighter_of_time_and_samples() {
-        // 3 h at 48 kHz stereo is 1,036,800,000 samples, above 2^29: the sample budget binds.
+        // 3 h at 48 kHz stereo is 1,036,800,000 samples, above 2^28: the sample budget binds.
         assert_eq!(max_frames(48_000, 2), MAX_SAMPLES / 2);
         // At 8 kHz mono the time binds: 3 h = 86,400,000 frames.
         assert_eq!(max_frames(8_000, 1), 86_400_000);

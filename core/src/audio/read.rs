@@ -216,9 +216,27 @@ fn decode_file(path: &Path, file: std::fs::File) -> Result<AudioClip> {
         limits::check_length("", frames, r, n).map_err(|e| limit_err(path, e))?;
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buf.copy_interleaved_ref(decoded);
+        grow(&mut data, buf.samples().len(), limits::MAX_SAMPLES)
+            .map_err(|e| audio_err(path, e))?;
         data.extend_from_slice(buf.samples());
     }
     finish(path, &s, rate, num_channels, data)
+}
+
+/// Makes room for `more` samples in `data`, doubling up to `max` and failing with a message (not
+/// aborting) when the memory is not there.
+fn grow(data: &mut Vec<f32>, more: usize, max: usize) -> std::result::Result<(), String> {
+    let need = data.len() + more;
+    if need <= data.capacity() {
+        return Ok(());
+    }
+    let target = need.max(data.capacity() * 2).min(max.max(need));
+    data.try_reserve_exact(target - data.len()).map_err(|_| {
+        format!(
+            "not enough memory to decode it ({} MB needed)",
+            target * 4 / 1_000_000
+        )
+    })
 }
 
 /// The decoded samples as a clip, refusing an empty or (lossless) truncated stream.

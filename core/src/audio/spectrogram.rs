@@ -33,6 +33,14 @@ fn colour(t: f64) -> [u8; 3] {
 
 /// dB spectrogram `(columns, bins)` of a signal, frames averaged down to at most `width` columns.
 fn db_columns(x: &[f32], width: usize) -> Result<Vec<Vec<f64>>> {
+    // A signal shorter than one frame is drawn as one frame, zero-padded.
+    let padded;
+    let x = if x.len() < IMAGE_N_FFT {
+        padded = [x, &vec![0.0; IMAGE_N_FFT - x.len()]].concat();
+        &padded[..]
+    } else {
+        x
+    };
     let s = power_spectrogram(x, IMAGE_N_FFT, IMAGE_N_FFT / 4)?;
     let group = s.len().div_ceil(width).max(1);
     Ok(s.chunks(group)
@@ -83,19 +91,27 @@ pub fn write_spectrogram_png(path: impl AsRef<Path>, panels: &[&[f32]]) -> Resul
             }
         }
     }
-    let err = |reason: String| Error::Audio {
+    let err = |reason: String| Error::Image {
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::create(path).map_err(|e| err(format!("cannot create image: {e}")))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc
-        .write_header()
-        .map_err(|e| err(format!("cannot write image: {e}")))?;
-    w.write_image_data(&rgb)
-        .map_err(|e| err(format!("cannot write image: {e}")))
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(err(format!("the folder {} does not exist", dir.display())));
+        }
+    }
+    crate::files::write_atomic(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| err(format!("cannot create: {e}")))?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| err(format!("cannot write: {e}")))?;
+        w.write_image_data(&rgb)
+            .map_err(|e| err(format!("cannot write: {e}")))?;
+        w.finish().map_err(|e| err(format!("cannot finish: {e}")))
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +131,10 @@ mod tests {
         assert_eq!(info.height as usize, 2 * 513 + 2);
         assert_eq!(info.width as usize, 1 + 20_000 / 256);
         assert!(write_spectrogram_png(&path, &[]).is_err());
+        // Shorter than one frame: one zero-padded column.
+        write_spectrogram_png(&path, &[&a[..400]]).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        assert_eq!(dec.read_info().unwrap().info().width, 1 + 1024 / 256);
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub fn convert_to(
     config.validate(&cfg_path)?;
     let typed = ModelConfig::from_folder_config(&config, &cfg_path)?;
     let tensors = model_tensors(read_tensors(checkpoint, device)?);
+    super::folder::check_finite(&tensors, checkpoint)?;
     let folder = ModelFolder::new(config, tensors)?;
     let tensors_f32: HashMap<String, Tensor> = folder
         .tensors

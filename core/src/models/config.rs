@@ -293,14 +293,44 @@ pub fn from_kwargs<T: Serialize + serde::de::DeserializeOwned>(
     kwargs: &serde_json::Value,
     what: &str,
 ) -> Result<T> {
-    let cfg: T = serde_json::from_value(kwargs.clone()).map_err(|source| Error::Json {
-        what: what.to_string(),
-        source,
+    let cfg: T = serde_path_to_error::deserialize(kwargs.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            flattened_field(kwargs)
+        } else {
+            path
+        };
+        Error::Json {
+            what: named_field(what, &path),
+            reason: e.into_inner(),
+        }
     })?;
     let known = serde_json::to_value(&cfg).map_err(|source| Error::Json {
         what: what.to_string(),
-        source,
+        reason: source,
     })?;
     check_known_keys(kwargs, &known, what)?;
     Ok(cfg)
+}
+
+/// `what` with the JSON path of the failing field appended (`what`, then `` `a.b` ``), unless
+/// the failure is at the top level.
+pub fn named_field(what: &str, path: &str) -> String {
+    if path == "." || path.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} field `{path}`")
+    }
+}
+
+/// The field a flattened config failed on (serde loses the path through `#[serde(flatten)]`): the
+/// first failing field of the UNet or diffusion part, or `.` when neither fails alone.
+fn flattened_field(kwargs: &serde_json::Value) -> String {
+    let unet = serde_path_to_error::deserialize::<_, crate::unet::UNet1dConfig>(kwargs.clone());
+    let diffusion = serde_path_to_error::deserialize::<_, DiffusionConfig>(kwargs.clone());
+    match (unet, diffusion) {
+        (Err(e), _) => e.path().to_string(),
+        (_, Err(e)) => e.path().to_string(),
+        _ => ".".into(),
+    }
 }

@@ -297,9 +297,10 @@ impl FolderConfig {
     /// Reads and validates `config.json` at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
-            what: path.display().to_string(),
-            source,
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let cfg: Self = serde_path_to_error::deserialize(de).map_err(|e| Error::Json {
+            what: super::config::named_field(&path.display().to_string(), &e.path().to_string()),
+            reason: e.into_inner(),
         })?;
         cfg.validate(path)?;
         Ok(cfg)
@@ -309,7 +310,7 @@ impl FolderConfig {
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
             what: path.display().to_string(),
-            source,
+            reason: source,
         })?;
         write_atomic(path, |tmp| {
             std::fs::write(tmp, text.as_bytes()).map_err(|e| Error::io(tmp, e))

@@ -189,6 +189,24 @@ pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a `--spectrogram` path that is the input or the output (under any name), a folder, or
+/// in a folder that does not exist: checked before anything runs, so the WAV is not written when
+/// the picture cannot be.
+pub fn check_spectrogram(png: Option<&Path>, input: Option<&Path>, output: &Path) -> Result<()> {
+    let Some(png) = png else { return Ok(()) };
+    for (other, what) in [(Some(output), "output"), (input, "input")] {
+        if let Some(other) = other {
+            if png == other || same_file(png, other) {
+                bail!(
+                    "--spectrogram {} is the {what} file; give the picture its own path",
+                    png.display()
+                );
+            }
+        }
+    }
+    check_output(None, png).map_err(|e| anyhow::anyhow!("--spectrogram: {e}"))
+}
+
 /// Refuses an `--out-rate` outside the supported rates.
 pub fn check_out_rate(rate: Option<u32>) -> Result<()> {
     if let Some(r) = rate {

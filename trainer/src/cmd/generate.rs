@@ -39,6 +39,7 @@ pub struct GenerateArgs {
 pub fn run(args: &GenerateArgs) -> Result<()> {
     check_output(None, &args.output)?;
     super::common::check_out_rate(args.out_rate)?;
+    super::common::check_spectrogram(args.spectrogram.as_deref(), None, &args.output)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;
     let (cfg, m) = model::load_generator(&dir, &device, "generating")?;

@@ -28,7 +28,7 @@ pub struct InpaintArgs {
     /// End of the span to regenerate (seconds).
     #[arg(long)]
     pub end: f64,
-    /// RePaint resamples per step (1 = none).
+    /// RePaint resamples per step, 1 (none) to 100.
     #[arg(long, default_value_t = 2)]
     pub resamples: usize,
     /// Model folder (config.json + model.safetensors).
@@ -61,6 +61,9 @@ pub fn span(start: f64, end: f64, rate: u32, len: usize) -> Result<(usize, usize
     Ok((a, b))
 }
 
+/// Most RePaint resamples per step (each is a full network call).
+pub const MAX_RESAMPLES: usize = 100;
+
 /// Longest span `inpaint` regenerates at once, in model windows.
 pub const MAX_SPAN_WINDOWS: usize = 8;
 
@@ -83,6 +86,12 @@ fn splice(clip: &AudioClip, region: &AudioClip, at: usize) -> Result<AudioClip> 
 pub fn run(args: &InpaintArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
     super::common::check_out_rate(args.out_rate)?;
+    if !(1..=MAX_RESAMPLES).contains(&args.resamples) {
+        bail!(
+            "--resamples must be 1 to {MAX_RESAMPLES}, got {}",
+            args.resamples
+        );
+    }
     let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = model_dir(args.model.as_ref())?;
     let device = args.sampling.device()?;

@@ -85,6 +85,7 @@ pub fn plan(rate: u32, factor: Option<usize>, factors: &[usize], model_rate: u32
 pub fn run(args: &UpsampleArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
     super::common::check_out_rate(args.out_rate)?;
+    super::common::check_spectrogram(args.spectrogram.as_deref(), Some(&args.input), &args.output)?;
     let input = read_input(&args.input, args.input_check.repair_samples)?;
     let dir = match &args.model {
         None => return run_band_extension(args, &input, &shipped::upsampler()?, shipped::NAME),

@@ -427,8 +427,13 @@ impl BandExtension {
                 format!("expected \"{KIND}\""),
             ));
         }
-        let cfg: BandExtConfig = serde_json::from_value(v["config"].clone())
-            .map_err(|e| Error::config(format!("{name}/config.json `config`"), e.to_string()))?;
+        let cfg: BandExtConfig =
+            serde_path_to_error::deserialize(v["config"].clone()).map_err(|e| {
+                Error::config(
+                    format!("{name}/config.json `config.{}`", e.path()),
+                    e.inner().to_string(),
+                )
+            })?;
         cfg.validate(&format!("{name}/config.json"))?;
         let tensors =
             candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| {
