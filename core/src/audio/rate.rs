@@ -45,6 +45,18 @@ pub fn resample_clip(clip: &AudioClip, to_rate: u32) -> Result<AudioClip> {
     if from == to_rate || clip.is_empty() {
         return AudioClip::new(to_rate, clip.channels().to_vec());
     }
+    // The FFT resampler turns one NaN into a panic: refuse it here with a count.
+    let bad: usize = clip
+        .channels()
+        .iter()
+        .map(|c| c.iter().filter(|v| !v.is_finite()).count())
+        .sum();
+    if bad > 0 {
+        return Err(Error::input(
+            "audio",
+            format!("{bad} non-finite samples cannot be resampled from {from} to {to_rate} Hz"),
+        ));
+    }
     let ratio = to_rate as f64 / from as f64;
     let n = clip.num_channels();
     let chunk = chunk_frames(from as usize, to_rate as usize);

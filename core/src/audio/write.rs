@@ -60,8 +60,16 @@ impl WavSink {
             sample_format: format,
         };
         let tmp = temp_beside(path);
-        let writer =
-            hound::WavWriter::create(&tmp, spec).map_err(|e| err(format!("cannot create: {e}")))?;
+        // A new file only: never truncate or follow whatever else is at the temporary path.
+        let file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| err(format!("cannot create {}: {e}", tmp.display())))?;
+        let writer = hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(format!("cannot create: {e}"))
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
@@ -139,8 +147,10 @@ impl WavSink {
         let Some(w) = self.writer.take() else {
             return Err(self.err("finished twice".into()));
         };
-        w.finalize()
-            .map_err(|e| self.err(format!("cannot finish: {e}")))?;
+        if let Err(e) = w.finalize() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(self.err(format!("cannot finish: {e}")));
+        }
         commit(&self.tmp, &self.path)
     }
 }

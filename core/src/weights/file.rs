@@ -60,10 +60,13 @@ fn read_pickle(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> 
 
 /// Runs candle's pickle code, which parses untrusted bytes: any panic becomes an error.
 fn contained<T>(path: &Path, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    match crate::contain::contained(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(file_error(path, e)),
-        Err(_) => Err(file_error(path, "the PyTorch pickle could not be parsed")),
+        Err(msg) => Err(file_error(
+            path,
+            format!("the PyTorch pickle could not be parsed ({msg})"),
+        )),
     }
 }
 
@@ -148,11 +151,11 @@ fn entry_capacity<R: std::io::Read>(entry: &zip::read::ZipFile<'_, R>, file_len:
 
 /// Writes `tensors` to `path` as safetensors, atomically (a temporary file renamed into place).
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
     let cpu: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&cpu, &tmp).map_err(|e| file_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::files::write_atomic(path, |tmp| {
+        candle_core::safetensors::save(&cpu, tmp).map_err(|e| file_error(path, e))
+    })
 }

@@ -163,7 +163,7 @@ pub fn on_step(bar: &ProgressBar) -> impl FnMut(&StepInfo) -> ControlFlow<()> + 
 /// or symbolic link too), a folder, or a file in a folder that does not exist.
 pub fn check_output(input: Option<&Path>, output: &Path) -> Result<()> {
     if let Some(input) = input {
-        if input == output || same_file(input, output) {
+        if same_path(input, output) || same_file(input, output) {
             bail!(
                 "the output {} would overwrite the input {} (the same file); choose another output path",
                 output.display(),
@@ -196,7 +196,7 @@ pub fn check_spectrogram(png: Option<&Path>, input: Option<&Path>, output: &Path
     let Some(png) = png else { return Ok(()) };
     for (other, what) in [(Some(output), "output"), (input, "input")] {
         if let Some(other) = other {
-            if png == other || same_file(png, other) {
+            if same_path(png, other) || same_file(png, other) {
                 bail!(
                     "--spectrogram {} is the {what} file; give the picture its own path",
                     png.display()
@@ -205,6 +205,15 @@ pub fn check_spectrogram(png: Option<&Path>, input: Option<&Path>, output: &Path
         }
     }
     check_output(None, png).map_err(|e| anyhow::anyhow!("--spectrogram: {e}"))
+}
+
+/// Whether two paths spell the same location once made absolute (`./a.wav` and `a.wav`), for
+/// files that do not exist yet.
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::path::absolute(a), std::path::absolute(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 /// Refuses an `--out-rate` outside the supported rates.

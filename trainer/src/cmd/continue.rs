@@ -14,10 +14,10 @@ use candle_core::Tensor;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Options of `adiff continue`.
 /// Most spans one `continue` may add.
 pub const MAX_SPANS: usize = 1000;
 
+/// Options of `adiff continue`.
 #[derive(Debug, Args)]
 pub struct ContinueArgs {
     /// Input audio (WAV, FLAC, MP3, OGG, ...).
@@ -81,6 +81,7 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
     bar.finish_and_clear();
     let y = Tensor::cat(&[&x, &new], 2)?;
     let mut out = from_model(&y, layout, cfg.sample_rate)?;
+    super::audio::check_finite_output(&out, &dir)?;
     if let Some(stage) = &stage {
         out = stage.apply(&out, &mut noise).context("band-extending")?;
     }

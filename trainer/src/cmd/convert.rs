@@ -36,6 +36,22 @@ pub struct ConvertArgs {
     pub band_extension_factor: Option<usize>,
 }
 
+/// Copies the band-extension folder `dir` into `out/band_extension/`, each file atomically.
+fn copy_stage(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let sub = out.join(BAND_EXTENSION_DIR);
+    std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+    for f in [CONFIG_FILE, WEIGHTS_FILE] {
+        let (from, to) = (dir.join(f), sub.join(f));
+        adiff_core::files::write_atomic(&to, |tmp| {
+            std::fs::copy(&from, tmp)
+                .map(|_| ())
+                .map_err(|e| adiff_core::Error::io(&from, e))
+        })
+        .with_context(|| format!("copying {} into {}", from.display(), sub.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &ConvertArgs) -> Result<()> {
     if !args.checkpoint.is_file() {
@@ -73,17 +89,12 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         "bf16" => candle_core::DType::BF16,
         _ => candle_core::DType::F32,
     };
+    if let Some(dir) = &args.band_extension {
+        copy_stage(dir, &args.output)?;
+    }
+    // Written last (after the weights): a folder without it is never taken for a model.
     let folder =
         adiff_core::models::convert_to(&args.checkpoint, config, &args.output, &device, store)?;
-    if let Some(dir) = &args.band_extension {
-        let sub = args.output.join(BAND_EXTENSION_DIR);
-        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
-        for f in [CONFIG_FILE, WEIGHTS_FILE] {
-            std::fs::copy(dir.join(f), sub.join(f)).with_context(|| {
-                format!("copying {} into {}", dir.join(f).display(), sub.display())
-            })?;
-        }
-    }
     println!(
         "wrote model folder {} ({:?}, {} parameters)",
         args.output.display(),

@@ -35,13 +35,20 @@ fn check_latent(
     path: &std::path::Path,
     max_len: usize,
 ) -> Result<()> {
-    let Ok((_, _, len)) = latent.dims3() else {
+    let Ok((batch, _, len)) = latent.dims3() else {
         bail!(
             "{}: the latent has shape {:?}, expected (batch, channels, length)",
             path.display(),
             latent.dims()
         );
     };
+    if batch > adiff_core::audio::limits::MAX_CHANNELS {
+        bail!(
+            "{}: the latent holds {batch} batch items; at most {} (one per audio channel)",
+            path.display(),
+            adiff_core::audio::limits::MAX_CHANNELS
+        );
+    }
     if len > max_len {
         bail!("{}: the latent is {len} frames long; this model decodes at most {max_len} ({MAX_WINDOWS} windows) at once", path.display());
     }

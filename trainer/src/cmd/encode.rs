@@ -44,16 +44,15 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
             cfg.kind
         );
     };
-    let clip = at_rate(&input, cfg.sample_rate)?;
-    let max = cfg.window_length * MAX_WINDOWS;
-    if clip.len() > max {
+    let max_secs = (cfg.window_length * MAX_WINDOWS) as f64 / cfg.sample_rate as f64;
+    if input.duration_secs() > max_secs {
         bail!(
-            "{} is {:.2} s long; the encoder takes the whole clip at once, at most {:.2} s ({MAX_WINDOWS} model windows): cut it into parts",
+            "{} is {:.2} s long; the encoder takes the whole clip at once, at most {max_secs:.2} s ({MAX_WINDOWS} model windows): cut it into parts",
             args.input.display(),
-            clip.duration_secs(),
-            max as f64 / cfg.sample_rate as f64
+            input.duration_secs()
         );
     }
+    let clip = at_rate(&input, cfg.sample_rate)?;
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
     let unit = m.config().unet.total_factor().max(m.factor());
     let len = x.dim(2)?;

@@ -9,11 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-/// Options of `adiff generate`.
 /// Longest generation, in model windows: the whole clip goes through the network at once, and its
 /// memory grows with the length (the default UNet needs about 3.5 KB a sample).
 pub const MAX_WINDOWS: usize = 8;
 
+/// Options of `adiff generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Output WAV file.
@@ -78,6 +78,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .context("generating")?;
     bar.finish_and_clear();
     let mut clip = from_model(&y.narrow(2, 0, want)?, Layout::Native, cfg.sample_rate)?;
+    super::audio::check_finite_output(&clip, &dir)?;
     if let Some(stage) = &stage {
         // The fill continues the same seeded stream.
         clip = stage.apply(&clip, &mut noise).context("band-extending")?;

@@ -1,7 +1,9 @@
 //! `adiff inpaint`: regenerate a time span of a clip with a generator model (RePaint-style
 //! inpainting through the ADPM2 sampler, `DiffusionInpainter`).
 
-use super::audio::{at_rate, from_model, read_input, seam, to_model, write_output};
+use super::audio::{
+    at_rate, check_finite_output, from_model, read_input, seam, to_model, write_output,
+};
 use super::common::{check_output, model_dir, step_bar, InputArgs, SamplingArgs};
 use super::model;
 use super::upsample::exact_length;
@@ -98,24 +100,38 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let (cfg, m) = model::load_generator(&dir, &device, "inpainting")?;
     let stage = Stage::load(&dir, &cfg)
         .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
-    let clip = at_rate(&input, cfg.sample_rate)?;
-    let (a, b) = span(args.start, args.end, cfg.sample_rate, clip.len())?;
-    let max_span = cfg.window_length * MAX_SPAN_WINDOWS;
-    if b - a > max_span {
+    let r_in = input.sample_rate();
+    let (a_in, b_in) = span(args.start, args.end, r_in, input.len())?;
+    let span_secs = args.end - args.start;
+    let max_secs = (cfg.window_length * MAX_SPAN_WINDOWS) as f64 / cfg.sample_rate as f64;
+    if span_secs > max_secs {
         bail!(
-            "the span --start {} --end {} is longer than {:.2} s ({MAX_SPAN_WINDOWS} model windows), the longest this model inpaints at once",
+            "the span --start {} --end {} is longer than {max_secs:.2} s ({MAX_SPAN_WINDOWS} model windows), the longest this model inpaints at once",
             args.start,
-            args.end,
-            max_span as f64 / cfg.sample_rate as f64
+            args.end
         );
     }
-    // Only the span and a window of context on each side go through the network, so memory does
-    // not grow with the clip's length; the rest is the input as it is.
+    // Only the span and a model window of context on each side are resampled, band-extended and
+    // sent through the network, so memory does not grow with the clip's length; outside the span
+    // the output is the input itself (crossfaded over 10 ms at the span's edges).
+    let context =
+        (cfg.window_length as u64 * r_in as u64).div_ceil(cfg.sample_rate as u64) as usize;
     let (lo, hi) = (
-        a.saturating_sub(cfg.window_length),
-        (b + cfg.window_length).min(clip.len()),
+        a_in.saturating_sub(context),
+        (b_in + context).min(input.len()),
     );
-    let region = clip.slice(lo, hi - lo);
+    let region = at_rate(&input.slice(lo, hi - lo), cfg.sample_rate)?;
+    let offset = lo as f64 / r_in as f64;
+    let at = |t: f64| (((t - offset) * cfg.sample_rate as f64).round() as usize).min(region.len());
+    let (a, b) = (at(args.start), at(args.end));
+    if a >= b {
+        bail!(
+            "the span --start {} --end {} is shorter than one sample at the model's {} Hz",
+            args.start,
+            args.end,
+            cfg.sample_rate
+        );
+    }
     let (x, layout) = to_model(&region, cfg.channels, &device)?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
     let mut noise = SeededNoise::new(args.sampling.seed);
@@ -123,7 +139,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let y = m
         .inpaint_span(
             &x,
-            (a - lo, b - lo),
+            (a, b),
             &sampling,
             args.resamples,
             &mut noise,
@@ -131,27 +147,17 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         )
         .context("inpainting")?;
     bar.finish_and_clear();
-    let y = y.to_dtype(DType::F32)?;
-    let region_out = from_model(&y, layout, cfg.sample_rate)?;
-    let base = clip.with_channels(region_out.num_channels())?;
-    let mut out = splice(&base, &region_out, lo)?;
+    let mut region_out = from_model(&y.to_dtype(DType::F32)?, layout, cfg.sample_rate)?;
+    check_finite_output(&region_out, &dir)?;
     if let Some(stage) = &stage {
-        out = stage.apply(&out, &mut noise).context("band-extending")?;
+        region_out = stage
+            .apply(&region_out, &mut noise)
+            .context("band-extending")?;
     }
-    let mut out = at_rate(&out, input.sample_rate())?;
-    if stage.is_some() {
-        // The network's band only inside the span: the rest is the input, full band.
-        let r = input.sample_rate() as f64;
-        let (a, b) = ((args.start * r) as usize, (args.end * r).ceil() as usize);
-        let out_len = input.len();
-        out = restore_known(
-            &input,
-            &exact_length(&out, out_len)?,
-            a,
-            b,
-            seam(input.sample_rate()),
-        )?;
-    }
+    let region_out = exact_length(&at_rate(&region_out, r_in)?, hi - lo)?;
+    let base = input.with_channels(region_out.num_channels())?;
+    let generated = splice(&base, &region_out, lo)?;
+    let out = restore_known(&base, &generated, a_in, b_in, seam(r_in))?;
     let written = write_output(&args.output, &out, args.out_rate)?;
     println!(
         "wrote {} ({} Hz, {:.2} s)",

@@ -3,7 +3,7 @@
 //! [`super::shipped`]) on the whole clip; through a diffusion upsampler folder otherwise, in
 //! overlapping windows of the model's training length, crossfaded.
 
-use super::audio::{at_rate, from_model, read_input, to_model, write_output};
+use super::audio::{at_rate, check_finite_output, from_model, read_input, to_model, write_output};
 use super::common::{check_output, InputArgs, SamplingArgs};
 use super::{model, run, shipped};
 use adiff_core::audio::{
@@ -125,13 +125,15 @@ pub fn run(args: &UpsampleArgs) -> Result<()> {
     )
     .context("upsampling")?;
     let out = from_model(&y, layout, plan.model_rate)?;
+    check_finite_output(&out, &dir)?;
     let mut out = at_rate(&out, plan.target_rate)?;
     out = exact_length(&out, input.len() * plan.factor)?;
     finish(args, &input, &out)
 }
 
-/// Upsamples `input` with band-extension model `m` (named `name` in messages): the whole clip at
-/// its own rate, one seeded draw; `--steps`, `--sampler` and `--schedule` do not apply.
+/// Upsamples `input` with band-extension model `m` (named `name` in messages) at its own rate,
+/// chunk by chunk with crossfades (`upsample_streaming`), one seeded stream, written to the file
+/// as it goes; `--steps`, `--sampler` and `--schedule` do not apply.
 fn run_band_extension(
     args: &UpsampleArgs,
     input: &AudioClip,
@@ -168,6 +170,13 @@ fn run_band_extension(
                 limits::MAX_RATE
             )
         })?;
+    let frames = input.len() * k;
+    limits::check_length(
+        &args.output.display().to_string(),
+        frames,
+        target,
+        input.num_channels(),
+    )?;
     let mut noise = SeededNoise::new(s.seed);
     if args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == target) {
         // Chunk by chunk straight into the file: memory does not grow with the input's length.
@@ -177,8 +186,16 @@ fn run_band_extension(
             input.num_channels(),
             WavEncoding::Float32,
         )?;
-        upsample_streaming(m, input, k, &mut noise, &mut |block| sink.write(block))
-            .context("upsampling")?;
+        upsample_streaming(m, input, k, &mut noise, &mut |block| {
+            if block.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+                return Err(adiff_core::Error::input(
+                    name,
+                    "the band extension produced non-finite samples",
+                ));
+            }
+            sink.write(block)
+        })
+        .context("upsampling")?;
         let frames = sink.frames();
         sink.finish()?;
         println!(

@@ -253,7 +253,10 @@ fn report_interrupt(
             ck.display(),
             run_dir.join("model").display()
         ),
-        None => "no update was done, so there is no checkpoint".to_string(),
+        None if step == 0 => "no update was done, so nothing was saved".to_string(),
+        None => {
+            format!("no update was done this session; the checkpoint of step {step} is unchanged")
+        }
     };
     eprintln!(
         "interrupted by {} at step {step} of {total}; {saved}.\nresume with: {}",
@@ -290,7 +293,9 @@ fn print_summary(run_dir: &Path, summary: &SessionSummary, total: u64, model_dir
         println!("validation loss: {a:.5} -> {b:.5}");
     }
     println!("throughput: {:.2} windows/s", summary.windows_per_sec);
-    println!("exported EMA weights to {}", model_dir.display());
+    if summary.step > 0 {
+        println!("exported EMA weights to {}", model_dir.display());
+    }
 }
 
 /// Runs `adiff train`. A run stopped by SIGINT or SIGTERM exits the process with 130 or 143
@@ -328,7 +333,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let (summary, weights) = run_session(&run_dir, &spec.settings, &build, opts)?;
     let model_dir = run_dir.join("model");
-    export(&weights.ema, &cfg, &model_dir)?;
+    // A run stopped before its first update has nothing trained to export.
+    if summary.step > 0 {
+        export(&weights.ema, &cfg, &model_dir)?;
+    }
 
     print_summary(&run_dir, &summary, spec.settings.steps, &model_dir);
     if let Some(signal) = summary.interrupted {

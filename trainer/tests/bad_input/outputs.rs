@@ -85,6 +85,7 @@ pub fn cases() -> Vec<Case> {
         case("output is a folder with trailing slash", |c| { std::fs::create_dir(c.dir.join("outdir")).unwrap(); up_to(c, &c.p("outdir/")) }, Refused(&["outdir", "folder"])),
         case("output is a folder (generate)", |c| { std::fs::create_dir(c.dir.join("outdir")).unwrap(); gen_to(c, &c.p("outdir")) }, Refused(&["outdir", "folder"])),
         case("output is the empty path", |c| up_to(c, ""), Usage("--output")),
+        case("spectrogram = ./output (another spelling of a path not yet written)", |c| { let mut a = up_to(c, "new.wav"); a.extend(args(&["--spectrogram", "./new.wav"])); a }, Refused(&["new.wav"])),
         case("spectrogram in a missing folder (nothing written)", |c| { let mut a = up_to(c, &c.out()); a.extend(args(&["--spectrogram", &c.p("nodir/s.png")])); a }, Refused(&["nodir"])),
         case("spectrogram is a folder (nothing written)", |c| { std::fs::create_dir(c.dir.join("pngdir")).unwrap(); let mut a = gen_to(c, &c.out()); a[6] = "0.2".into(); a.extend(args(&["--spectrogram", &c.p("pngdir")])); a }, Refused(&["pngdir"])),
         case("spectrogram of a 400-sample clip: clean error or success", |c| { let mut a = gen_to(c, &c.out()); a.extend(args(&["--spectrogram", &c.p("short.png")])); a }, CleanOrWav),

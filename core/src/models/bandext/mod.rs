@@ -391,7 +391,9 @@ impl BandExtension {
         let text = serde_json::to_string_pretty(&cfg)
             .map_err(|e| Error::input("config", e.to_string()))?;
         let p = dir.join("config.json");
-        std::fs::write(&p, text + "\n").map_err(|e| Error::io(&p, e))?;
+        crate::files::write_atomic(&p, |tmp| {
+            std::fs::write(tmp, text + "\n").map_err(|e| Error::io(&p, e))
+        })?;
         let mut tensors = std::collections::HashMap::new();
         for (&k, r) in &self.regs {
             let m = r.hi.len();
@@ -401,9 +403,7 @@ impl BandExtension {
                 Tensor::from_vec(v, (r.w.len() / m, m), &Device::Cpu)?,
             );
         }
-        let p = dir.join("model.safetensors");
-        candle_core::safetensors::save(&tensors, &p)?;
-        Ok(())
+        crate::weights::save_safetensors(&tensors, &dir.join("model.safetensors"))
     }
 
     /// Reads a folder written by [`BandExtension::save`].
