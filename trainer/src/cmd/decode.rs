@@ -2,12 +2,14 @@
 
 use super::audio::{from_model, write_output, Layout};
 use super::common::{check_output, model_dir, step_bar, SamplingArgs};
-use super::generate::MAX_WINDOWS;
 use super::model;
+use adiff_core::audio::limits;
 use adiff_core::models::AnyModel;
+use adiff_core::sampler::StepInfo;
 use adiff_core::SeededNoise;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 /// Options of `adiff decode`.
@@ -50,7 +52,10 @@ fn check_latent(
         );
     }
     if len > max_len {
-        bail!("{}: the latent is {len} frames long; this model decodes at most {max_len} ({MAX_WINDOWS} windows) at once", path.display());
+        bail!(
+            "{}: the latent is {len} frames long; at most {max_len} decode within the length limit",
+            path.display()
+        );
     }
     let values = latent
         .to_dtype(candle_core::DType::F32)?
@@ -101,23 +106,38 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             cfg.sample_rate
         );
     }
-    check_latent(
-        latent,
-        &args.input,
-        cfg.window_length * MAX_WINDOWS / m.factor().max(1),
-    )?;
+    let frames = cfg.window_length / m.factor().max(1);
+    let max_frames = limits::max_frames(cfg.sample_rate, cfg.channels) / m.factor().max(1);
+    check_latent(latent, &args.input, max_frames)?;
     let sampling = args.sampling.sampling(&cfg.sampling, cfg.compat)?;
-    let mut noise = SeededNoise::new(args.sampling.seed);
-    let bar = step_bar(sampling.num_steps as u64, "decoding");
-    let y = m
-        .decode(
+    let y = if latent.dim(2)? <= frames.max(1) {
+        let bar = step_bar(sampling.num_steps as u64, "decoding");
+        let mut noise = SeededNoise::new(args.sampling.seed);
+        let y = m.decode(
             latent,
             &sampling,
             &mut noise,
             &mut super::common::on_step(&bar),
+        );
+        bar.finish_and_clear();
+        y.context("decoding")?
+    } else {
+        // Longer than one window: window by window, crossfaded (memory bounded by one window).
+        let job = |piece: &candle_core::Tensor,
+                   noise: &mut SeededNoise,
+                   on_step: &mut dyn FnMut(&StepInfo) -> ControlFlow<()>| {
+            m.decode(piece, &sampling, noise, on_step)
+        };
+        super::run::windowed(
+            latent,
+            frames,
+            m.factor(),
+            args.sampling.seed,
+            "decoding",
+            job,
         )
-        .context("decoding")?;
-    bar.finish_and_clear();
+        .context("decoding")?
+    };
     let len = (len.max(0) as usize).min(y.dim(2)?);
     let layout = if as_batch == 1 {
         Layout::ChannelsAsBatch

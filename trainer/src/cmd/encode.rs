@@ -3,9 +3,8 @@
 
 use super::audio::{at_rate, read_input, to_model, Layout};
 use super::common::{check_output, model_dir, InputArgs, SamplingArgs};
-use super::generate::MAX_WINDOWS;
 use super::model;
-use adiff_core::models::AnyModel;
+use adiff_core::models::{AnyModel, AudioDiffusionAutoencoder};
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -30,6 +29,44 @@ pub struct EncodeArgs {
     pub sampling: SamplingArgs,
 }
 
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut x: usize, mut y: usize| {
+        while y != 0 {
+            (x, y) = (y, x % y);
+        }
+        x.max(1)
+    };
+    a / gcd(a, b) * b
+}
+
+/// The latent of `x (batch, channels, length)`, `length` a multiple of `unit`: in one call when
+/// it fits in `window` samples, else window by window (memory bounded by one window), each window
+/// encoded with a margin of context on both sides that is then cut from its latent.
+fn encode_windowed(
+    m: &AudioDiffusionAutoencoder,
+    x: &Tensor,
+    window: usize,
+    unit: usize,
+    noise: &mut SeededNoise,
+) -> Result<Tensor> {
+    let len = x.dim(2)?;
+    if len <= window {
+        return Ok(m.encode(x, noise)?);
+    }
+    let f = m.factor();
+    let margin = (window / 8).div_ceil(unit) * unit;
+    let hop = window.saturating_sub(2 * margin).max(unit);
+    let mut parts = Vec::new();
+    for start in (0..len).step_by(hop) {
+        let take = hop.min(len - start);
+        let lo = start.saturating_sub(margin);
+        let hi = (start + take + margin).min(len);
+        let latent = m.encode(&x.narrow(2, lo, hi - lo)?, noise)?;
+        parts.push(latent.narrow(2, (start - lo) / f, take / f)?);
+    }
+    Ok(Tensor::cat(&parts, 2)?)
+}
+
 /// Runs the command.
 pub fn run(args: &EncodeArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
@@ -44,21 +81,14 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
             cfg.kind
         );
     };
-    let max_secs = (cfg.window_length * MAX_WINDOWS) as f64 / cfg.sample_rate as f64;
-    if input.duration_secs() > max_secs {
-        bail!(
-            "{} is {:.2} s long; the encoder takes the whole clip at once, at most {max_secs:.2} s ({MAX_WINDOWS} model windows): cut it into parts",
-            args.input.display(),
-            input.duration_secs()
-        );
-    }
     let clip = at_rate(&input, cfg.sample_rate)?;
     let (x, layout) = to_model(&clip, cfg.channels, &device)?;
-    let unit = m.config().unet.total_factor().max(m.factor());
+    let unit = lcm(m.config().unet.total_factor(), m.factor());
     let len = x.dim(2)?;
     let x = x.pad_with_zeros(2, 0, len.div_ceil(unit) * unit - len)?;
     let mut noise = SeededNoise::new(args.sampling.seed);
-    let latent = m.encode(&x, &mut noise).context("encoding")?;
+    let window = cfg.window_length.div_ceil(unit) * unit;
+    let latent = encode_windowed(&m, &x, window, unit, &mut noise).context("encoding")?;
     let info = Tensor::new(
         &[
             cfg.sample_rate as i64,
