@@ -99,6 +99,14 @@ impl AudioClip {
         &mut self.channels
     }
 
+    /// How many samples are NaN or infinite.
+    pub fn count_non_finite(&self) -> usize {
+        self.channels
+            .iter()
+            .map(|c| c.iter().filter(|v| !v.is_finite()).count())
+            .sum()
+    }
+
     /// Consumes the clip into its planar channels.
     pub fn into_channels(self) -> Vec<Vec<f32>> {
         self.channels

@@ -46,11 +46,7 @@ pub fn resample_clip(clip: &AudioClip, to_rate: u32) -> Result<AudioClip> {
         return AudioClip::new(to_rate, clip.channels().to_vec());
     }
     // The FFT resampler turns one NaN into a panic: refuse it here with a count.
-    let bad: usize = clip
-        .channels()
-        .iter()
-        .map(|c| c.iter().filter(|v| !v.is_finite()).count())
-        .sum();
+    let bad = clip.count_non_finite();
     if bad > 0 {
         return Err(Error::input(
             "audio",

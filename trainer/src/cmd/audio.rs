@@ -75,11 +75,7 @@ pub fn at_rate(clip: &AudioClip, rate: u32) -> Result<AudioClip> {
 /// Refuses a model's output that holds NaN or infinite samples (weights that are finite but
 /// blow up, for example), naming the model folder, before it is resampled or written.
 pub fn check_finite_output(clip: &AudioClip, model: &Path) -> Result<()> {
-    let bad: usize = clip
-        .channels()
-        .iter()
-        .map(|c| c.iter().filter(|v| !v.is_finite()).count())
-        .sum();
+    let bad = clip.count_non_finite();
     if bad > 0 {
         bail!(
             "the model {} produced {bad} non-finite samples (NaN or infinity); its weights are probably broken",
@@ -92,7 +88,7 @@ pub fn check_finite_output(clip: &AudioClip, model: &Path) -> Result<()> {
 /// Writes `clip` as a 32-bit float WAV, resampled to `out_rate` when given; a clip with a
 /// non-finite sample is refused (nothing is written).
 pub fn write_output(path: &Path, clip: &AudioClip, out_rate: Option<u32>) -> Result<AudioClip> {
-    if clip.channels().iter().flatten().any(|v| !v.is_finite()) {
+    if clip.count_non_finite() > 0 {
         bail!(
             "the result holds non-finite samples (NaN or infinity); {} was not written",
             path.display()
