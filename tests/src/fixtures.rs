@@ -9,8 +9,9 @@
 use adiff_core::ReplayNoise;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,18 @@ impl Case {
     /// The constructor tree `{"class", "kwargs"}` (null for plain functions).
     pub fn constructor(&self) -> &Value {
         &self.json["constructor"]
+    }
+
+    /// Fails unless the case has no constructor (a plain function such as `resample`).
+    pub fn no_constructor(&self) -> Result<()> {
+        if !self.constructor().is_null() {
+            bail!(
+                "case {}: a constructor {} for a plain function is not used by the harness",
+                self.name,
+                self.constructor()
+            );
+        }
+        Ok(())
     }
 
     /// The calls to make, in order.
@@ -134,6 +147,242 @@ impl Case {
         let t = &self.json["tolerance"][output];
         Some((t["max_abs"].as_f64()?, t["rel_l2"].as_f64()?))
     }
+}
+
+/// The arguments of one call (`args` and `kwargs`) or of one constructor node (`kwargs`), with a
+/// record of which were read: [`Args::finish`] fails, naming the case, the call or constructor
+/// and every argument, when one was given but never read. A runner that does not pass an argument
+/// on must therefore fail the case rather than compute it with a default (issue 24).
+pub struct Args<'a> {
+    what: String,
+    name: String,
+    args: &'a [Value],
+    kwargs: Option<&'a Map<String, Value>>,
+    read_args: RefCell<Vec<bool>>,
+    read_kwargs: RefCell<BTreeSet<String>>,
+}
+
+/// The keys a call object may have besides its arguments.
+const CALL_KEYS: [&str; 5] = ["method", "function", "args", "kwargs", "outputs"];
+
+impl<'a> Args<'a> {
+    fn new(what: String, name: &str, args: &'a Value, kwargs: &'a Value) -> Result<Self> {
+        let args = match args {
+            Value::Null => &[][..],
+            Value::Array(a) => a.as_slice(),
+            v => bail!("{what}: `args` is not a list: {v}"),
+        };
+        let kwargs = match kwargs {
+            Value::Null => None,
+            Value::Object(m) => Some(m),
+            v => bail!("{what}: `kwargs` is not an object: {v}"),
+        };
+        Ok(Self {
+            what,
+            name: name.to_string(),
+            read_args: RefCell::new(vec![false; args.len()]),
+            args,
+            kwargs,
+            read_kwargs: RefCell::new(BTreeSet::new()),
+        })
+    }
+
+    /// The arguments of call `index` of `case` (`{"method"|"function", "args", "kwargs",
+    /// "outputs"}`); any other key in the call is refused.
+    pub fn of_call(case: &Case, index: usize, call: &'a Value) -> Result<Self> {
+        let name = call["method"]
+            .as_str()
+            .or_else(|| call["function"].as_str())
+            .unwrap_or("?");
+        let what = format!("case {}: call {index} (`{name}`)", case.name);
+        let Some(obj) = call.as_object() else {
+            bail!("{what}: the call is not an object");
+        };
+        if let Some(k) = obj.keys().find(|k| !CALL_KEYS.contains(&k.as_str())) {
+            bail!("{what}: the harness does not know the call key `{k}`");
+        }
+        Self::new(what, name, &call["args"], &call["kwargs"])
+    }
+
+    /// The keyword arguments of the constructor node `{"class", "kwargs"}` at `path` (`constructor`,
+    /// `constructor.diffusion`, ...); any key besides `class` and `kwargs` is refused.
+    pub fn of_node(case: &Case, path: &str, node: &'a Value) -> Result<Self> {
+        let class = node["class"].as_str().unwrap_or("?");
+        let what = format!("case {}: constructor `{path}` ({class})", case.name);
+        let Some(obj) = node.as_object() else {
+            bail!("{what}: not a constructor node: {node}");
+        };
+        if let Some(k) = obj.keys().find(|k| *k != "class" && *k != "kwargs") {
+            bail!("{what}: the harness does not know the constructor key `{k}`");
+        }
+        Self::new(what, class, &Value::Null, &node["kwargs"])
+    }
+
+    /// The method or function of a call, the class of a constructor node.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The case, call or constructor these arguments belong to, for error messages.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Positional argument `i`, marked read (`None` when there are fewer).
+    pub fn pos(&self, i: usize) -> Option<&'a Value> {
+        let v = self.args.get(i)?;
+        self.read_args.borrow_mut()[i] = true;
+        Some(v)
+    }
+
+    /// Keyword argument `name`, marked read; `None` when absent or `null` (Python's `None`).
+    pub fn kw(&self, name: &str) -> Option<&'a Value> {
+        let v = self.kwargs?.get(name)?;
+        self.read_kwargs.borrow_mut().insert(name.to_string());
+        Some(v).filter(|v| !v.is_null())
+    }
+
+    /// The parameter at position `i` called `name`, given either way (`None` when absent or
+    /// `null`); given both ways is an error, as in Python.
+    pub fn get(&self, i: usize, name: &str) -> Result<Option<&'a Value>> {
+        let by_name = self.kwargs.is_some_and(|m| m.contains_key(name));
+        if by_name && i < self.args.len() {
+            bail!(
+                "{}: `{name}` given both by position and by keyword",
+                self.what
+            );
+        }
+        Ok(match self.pos(i) {
+            Some(v) => Some(v).filter(|v| !v.is_null()),
+            None => self.kw(name),
+        })
+    }
+
+    /// [`Args::get`], failing when the parameter is absent.
+    pub fn need(&self, i: usize, name: &str) -> Result<&'a Value> {
+        self.get(i, name)?
+            .ok_or_else(|| anyhow!("{}: missing argument `{name}`", self.what))
+    }
+
+    /// The keyword argument `name` as a constructor node (`{"class", "kwargs"}`), failing when absent.
+    pub fn child(&self, name: &str) -> Result<&'a Value> {
+        self.kw(name)
+            .ok_or_else(|| anyhow!("{}: missing keyword argument `{name}`", self.what))
+    }
+
+    /// All keyword arguments as one JSON object (empty when none), for a parser that reads them
+    /// all; call [`Args::parsed_kwargs`] with what it parsed to mark them read.
+    pub fn kwargs_value(&self) -> Value {
+        Value::Object(self.kwargs.cloned().unwrap_or_default())
+    }
+
+    /// Marks every keyword argument read, after checking that each one (and, recursively, each
+    /// key of a nested object such as a `{"class", "kwargs"}` node) appears in `known`, the
+    /// parsed configuration serialised back: a parser that ignores unknown fields otherwise drops
+    /// them silently. [`parse_kwargs!`](crate::parse_kwargs) does both steps.
+    pub fn parsed_kwargs(&self, known: &Value) -> Result<()> {
+        let mut unknown = Vec::new();
+        unknown_keys(&self.kwargs_value(), known, "", &mut unknown);
+        if !unknown.is_empty() {
+            bail!(
+                "{}: the parsed configuration drops keyword argument(s) {}",
+                self.what,
+                quoted(&unknown)
+            );
+        }
+        if let Some(m) = self.kwargs {
+            self.read_kwargs.borrow_mut().extend(m.keys().cloned());
+        }
+        Ok(())
+    }
+
+    /// Fails when an argument was given but never read, naming the case, call and arguments.
+    pub fn finish(self) -> Result<()> {
+        let read = self.read_kwargs.borrow();
+        let mut unused: Vec<String> = self
+            .kwargs
+            .map(|m| m.keys().filter(|k| !read.contains(*k)).cloned().collect())
+            .unwrap_or_default();
+        let positions: Vec<String> = self
+            .read_args
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !**r)
+            .map(|(i, _)| format!("#{i}"))
+            .collect();
+        if unused.is_empty() && positions.is_empty() {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if !unused.is_empty() {
+            unused.sort();
+            parts.push(format!("keyword argument(s) {}", quoted(&unused)));
+        }
+        if !positions.is_empty() {
+            parts.push(format!("positional argument(s) {}", positions.join(", ")));
+        }
+        bail!(
+            "{}: the harness does not use {}; refusing to compute the case without them",
+            self.what,
+            parts.join(" and ")
+        )
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Collects the keys of `given` (recursively through objects and lists) that `known` lacks,
+/// as paths under `prefix`.
+pub fn unknown_keys(given: &Value, known: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let (Some(g), Some(k)) = (given.as_object(), known.as_object()) {
+        for (key, v) in g {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match k.get(key) {
+                Some(kv) => unknown_keys(v, kv, &path, out),
+                None => out.push(path),
+            }
+        }
+    } else if let (Some(g), Some(k)) = (given.as_array(), known.as_array()) {
+        for (i, (gv, kv)) in g.iter().zip(k).enumerate() {
+            unknown_keys(gv, kv, &format!("{prefix}[{i}]"), out);
+        }
+    }
+}
+
+/// `parse_kwargs!(args, T)`: parses every keyword argument of [`Args`] `args` as the config `T`
+/// (serde), checks with [`Args::parsed_kwargs`] that none was dropped, and marks them all read.
+/// `parse_kwargs!(args, T, parser)` parses with `parser(&Value) -> Result<T, _>` instead.
+#[macro_export]
+macro_rules! parse_kwargs {
+    ($args:expr, $t:ty) => {
+        $crate::parse_kwargs!($args, $t, |v: &serde_json::Value| serde_json::from_value::<
+            $t,
+        >(v.clone()))
+    };
+    ($args:expr, $t:ty, $parser:expr) => {{
+        let args: &$crate::fixtures::Args = &$args;
+        let parsed: $t = ($parser)(&args.kwargs_value())
+            .map_err(|e| anyhow::anyhow!("{}: parsing the keyword arguments: {e}", args.what()))?;
+        let known = serde_json::to_value(&parsed).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: serialising the parsed keyword arguments: {e}",
+                args.what()
+            )
+        })?;
+        args.parsed_kwargs(&known)?;
+        parsed
+    }};
 }
 
 /// The result of one case, as reported.
@@ -338,6 +587,222 @@ pub fn run_all(dir: &Path, runner_for: impl Fn(&str) -> Option<Runner>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adiff_core::audio::sinc;
+    use serde_json::json;
+
+    /// `[1, 1, 32]` samples of `sin(0.3 n) + 0.05 n` (SPEC §4.9), f32.
+    fn signal() -> Tensor {
+        let v: Vec<f32> = (0..32)
+            .map(|n| ((0.3 * n as f64).sin() + 0.05 * n as f64) as f32)
+            .collect();
+        Tensor::from_vec(v, (1, 1, 32), &Device::Cpu).unwrap()
+    }
+
+    /// An in-memory case of `component` with `calls`, the tensor `input.x`, and `output.y` =
+    /// `expected` (tolerance 1e-5).
+    fn synthetic(name: &str, component: &str, constructor: Value, calls: Value, y: Tensor) -> Case {
+        let json = json!({
+            "component": component,
+            "constructor": constructor,
+            "calls": calls,
+            "outputs": {"y": {}},
+            "tolerance": {"output.y": {"max_abs": 1e-5, "rel_l2": 1e-5}},
+        });
+        let tensors = HashMap::from([
+            ("input.x".to_string(), signal()),
+            ("output.y".to_string(), y),
+        ]);
+        Case {
+            name: name.to_string(),
+            json,
+            tensors,
+        }
+    }
+
+    fn run(case: &Case) -> CaseReport {
+        judge(case, crate::runners::runner_for(case.component()))
+    }
+
+    fn downsample_case(kwargs: Value, expected: Tensor) -> Case {
+        let calls = json!([{"function": "downsample", "args": ["input.x", 2], "kwargs": kwargs,
+                            "outputs": ["output.y"]}]);
+        synthetic(
+            "synthetic_downsample",
+            "resample",
+            Value::Null,
+            calls,
+            expected,
+        )
+    }
+
+    #[test]
+    fn downsample_keywords_reach_the_resampler() {
+        // The issue's call: downsample(x, 2, rolloff=0.95, lowpass_filter_width=3).
+        let x = signal();
+        let kwargs = json!({"rolloff": 0.95, "lowpass_filter_width": 3});
+        let right = sinc::resample(&x, 2, 1, 0.95, 3).unwrap();
+        let r = run(&downsample_case(kwargs.clone(), right));
+        assert_eq!(r.status, "pass", "{:?}", r.reason);
+        // Computed with the defaults, the same call would be far off: the case must fail.
+        let defaults = sinc::downsample(&x, 2).unwrap();
+        let r = run(&downsample_case(kwargs, defaults));
+        assert_eq!(r.status, "fail", "{:?}", r.reason);
+        let calls = json!([{"function": "upsample", "args": ["input.x", 3],
+                            "kwargs": {"lowpass_filter_width": 4}, "outputs": ["output.y"]}]);
+        let up = sinc::resample(&x, 1, 3, sinc::ROLLOFF, 4).unwrap();
+        let r = run(&synthetic(
+            "synthetic_up",
+            "resample",
+            Value::Null,
+            calls,
+            up,
+        ));
+        assert_eq!(r.status, "pass", "{:?}", r.reason);
+    }
+
+    #[test]
+    fn an_unused_keyword_fails_the_case() {
+        let x = signal();
+        let expected = sinc::downsample(&x, 2).unwrap();
+        let r = run(&downsample_case(
+            json!({"antialias": true}),
+            expected.clone(),
+        ));
+        assert_eq!(r.status, "fail");
+        let reason = r.reason.unwrap();
+        for part in [
+            "synthetic_downsample",
+            "call 0",
+            "`downsample`",
+            "`antialias`",
+        ] {
+            assert!(reason.contains(part), "{part:?} not in {reason:?}");
+        }
+        // The same case without the keyword passes, so the keyword alone failed it.
+        assert_eq!(run(&downsample_case(json!({}), expected)).status, "pass");
+    }
+
+    #[test]
+    fn an_unused_positional_argument_fails_the_case() {
+        let x = signal();
+        let calls = json!([{"function": "upsample", "args": ["input.x", 2, 0.9],
+                            "outputs": ["output.y"]}]);
+        let y = sinc::upsample(&x, 2).unwrap();
+        let r = run(&synthetic(
+            "synthetic_pos",
+            "resample",
+            Value::Null,
+            calls,
+            y,
+        ));
+        assert_eq!(r.status, "fail");
+        assert!(r
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("positional argument(s) #2"));
+        // resample takes rolloff by position, as the reference does.
+        let calls = json!([{"function": "resample", "args": ["input.x", 1, 2, 0.9],
+                            "outputs": ["output.y"]}]);
+        let y = sinc::resample(&x, 1, 2, 0.9, sinc::LOWPASS_FILTER_WIDTH).unwrap();
+        let r = run(&synthetic(
+            "synthetic_pos",
+            "resample",
+            Value::Null,
+            calls,
+            y,
+        ));
+        assert_eq!(r.status, "pass", "{:?}", r.reason);
+    }
+
+    #[test]
+    fn an_unused_constructor_keyword_fails_the_case() {
+        let x = Tensor::new(&[0.5f32, 1.0], &Device::Cpu).unwrap();
+        let emb = adiff_core::models::embedding::SinusoidalEmbedding::new(4).unwrap();
+        let y = emb.forward(&x).unwrap();
+        let calls = json!([{"method": "forward", "args": ["input.x"], "outputs": ["output.y"]}]);
+        let make = |kwargs: Value| {
+            let mut c = synthetic(
+                "synthetic_embedding",
+                "SinusoidalEmbedding",
+                json!({"class": "SinusoidalEmbedding", "kwargs": kwargs}),
+                calls.clone(),
+                y.clone(),
+            );
+            c.tensors.insert("input.x".into(), x.clone());
+            c
+        };
+        assert_eq!(run(&make(json!({"dim": 4}))).status, "pass");
+        let r = run(&make(json!({"dim": 4, "theta": 10000})));
+        assert_eq!(r.status, "fail");
+        let reason = r.reason.unwrap();
+        assert!(reason.contains("constructor `constructor`") && reason.contains("`theta`"));
+        // A function case with a constructor is refused too.
+        let calls = json!([{"function": "downsample", "args": ["input.x", 2],
+                            "outputs": ["output.y"]}]);
+        let c = synthetic(
+            "synthetic_ctor",
+            "resample",
+            json!({"class": "X", "kwargs": {}}),
+            calls,
+            sinc::downsample(&signal(), 2).unwrap(),
+        );
+        assert_eq!(run(&c).status, "fail");
+    }
+
+    #[test]
+    fn args_record_what_was_read() {
+        let case = synthetic("c", "resample", Value::Null, json!([]), signal());
+        let call = json!({"function": "f", "args": [1, 2], "kwargs": {"a": 1, "b": null}});
+        let args = Args::of_call(&case, 3, &call).unwrap();
+        assert_eq!(args.need(0, "p").unwrap(), &json!(1));
+        assert_eq!(args.kw("b"), None); // `None` in Python: read, but absent
+        let err = format!("{:#}", args.finish().unwrap_err());
+        assert!(err.contains("case c: call 3 (`f`)"), "{err}");
+        assert!(
+            err.contains("`a`") && !err.contains("`b`") && err.contains("#1"),
+            "{err}"
+        );
+        // Given both ways is an error; everything read finishes cleanly.
+        let args = Args::of_call(&case, 0, &call).unwrap();
+        assert!(args.get(1, "a").is_err());
+        let args = Args::of_call(&case, 0, &call).unwrap();
+        args.pos(1);
+        args.get(0, "p").unwrap();
+        args.kw("a");
+        args.kw("b");
+        args.finish().unwrap();
+        // Unknown call keys are refused.
+        let call = json!({"function": "f", "args": [], "kwarg": {"a": 1}});
+        assert!(Args::of_call(&case, 0, &call).is_err());
+    }
+
+    #[test]
+    fn parsed_kwargs_catch_keys_a_parser_drops() {
+        let case = synthetic("c", "x", Value::Null, json!([]), signal());
+        let node = json!({"class": "M", "kwargs": {"a": 1,
+            "dist": {"class": "D", "kwargs": {"mean": 0, "typo": 1}}}});
+        let args = Args::of_node(&case, "constructor", &node).unwrap();
+        // What a lenient parser serialises back: `typo` was dropped.
+        let known = json!({"a": 1, "b": 2, "dist": {"class": "D", "kwargs": {"mean": 0}}});
+        let err = format!("{:#}", args.parsed_kwargs(&known).unwrap_err());
+        assert!(err.contains("`dist.kwargs.typo`"), "{err}");
+        let known = json!({"a": 1, "dist": {"class": "D", "kwargs": {"mean": 0, "typo": 1}}});
+        args.parsed_kwargs(&known).unwrap();
+        args.finish().unwrap();
+        // The UNet1d config ignores unknown fields; the harness must not.
+        let node = json!({"class": "UNet1d", "kwargs": {"in_channels": 1, "channel": 8}});
+        let args = Args::of_node(&case, "constructor", &node).unwrap();
+        let parsed = (|| -> Result<()> {
+            let _ = crate::parse_kwargs!(args, adiff_core::unet::UNet1dConfig);
+            Ok(())
+        })();
+        let err = format!("{:#}", parsed.unwrap_err());
+        assert!(
+            err.contains("`channel`") && err.contains("constructor"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn compare_measures_both_errors_and_catches_nan() {

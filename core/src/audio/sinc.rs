@@ -104,14 +104,42 @@ pub fn resample(
     Ok(out.narrow(2, 0, target)?.contiguous()?)
 }
 
-/// `downsample(x, f) = resample(x, f, 1)`: `(batch, channels, length)` to `length / f` samples.
+/// `downsample(x, f) = resample(x, f, 1)`: `(batch, channels, length)` to `length / f` samples,
+/// with the reference's default [`ROLLOFF`] and [`LOWPASS_FILTER_WIDTH`].
 pub fn downsample(x: &Tensor, factor: usize) -> Result<Tensor> {
-    resample(x, factor, 1, ROLLOFF, LOWPASS_FILTER_WIDTH)
+    downsample_with(x, factor, ROLLOFF, LOWPASS_FILTER_WIDTH)
 }
 
-/// `upsample(x, f) = resample(x, 1, f)`: `(batch, channels, length)` to `length * f` samples.
+/// The reference's full `downsample(waveform, factor, **kwargs)`, whose keyword arguments go on
+/// to `resample`: `resample(x, factor, 1, rolloff, lowpass_filter_width)` (SPEC §4.9).
+///
+/// `downsample_with(x, f, ROLLOFF, LOWPASS_FILTER_WIDTH)` is [`downsample`]`(x, f)`.
+pub fn downsample_with(
+    x: &Tensor,
+    factor: usize,
+    rolloff: f64,
+    lowpass_filter_width: usize,
+) -> Result<Tensor> {
+    resample(x, factor, 1, rolloff, lowpass_filter_width)
+}
+
+/// `upsample(x, f) = resample(x, 1, f)`: `(batch, channels, length)` to `length * f` samples,
+/// with the reference's default [`ROLLOFF`] and [`LOWPASS_FILTER_WIDTH`].
 pub fn upsample(x: &Tensor, factor: usize) -> Result<Tensor> {
-    resample(x, 1, factor, ROLLOFF, LOWPASS_FILTER_WIDTH)
+    upsample_with(x, factor, ROLLOFF, LOWPASS_FILTER_WIDTH)
+}
+
+/// The reference's full `upsample(waveform, factor, **kwargs)`, whose keyword arguments go on
+/// to `resample`: `resample(x, 1, factor, rolloff, lowpass_filter_width)` (SPEC §4.9).
+///
+/// `upsample_with(x, f, ROLLOFF, LOWPASS_FILTER_WIDTH)` is [`upsample`]`(x, f)`.
+pub fn upsample_with(
+    x: &Tensor,
+    factor: usize,
+    rolloff: f64,
+    lowpass_filter_width: usize,
+) -> Result<Tensor> {
+    resample(x, 1, factor, rolloff, lowpass_filter_width)
 }
 
 /// Kernel length of `resample(·, fi, fo)`, `2 ceil(w fi / (min(fi, fo) rolloff)) + fi` (SPEC §4.9).
@@ -211,6 +239,59 @@ mod tests {
         assert_eq!(kernel_len(4, 1), 54);
         assert_eq!(kernel_len(8, 1), 106);
         assert_eq!(kernel_len(1, 5), 15);
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        t.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    }
+
+    #[test]
+    fn full_signatures_default_to_the_two_argument_forms() {
+        let x = spec_input();
+        for f in [2, 3, 4, 8] {
+            let d = downsample_with(&x, f, ROLLOFF, LOWPASS_FILTER_WIDTH).unwrap();
+            assert_eq!(values(&d), values(&downsample(&x, f).unwrap()), "down {f}");
+            let u = upsample_with(&x, f, ROLLOFF, LOWPASS_FILTER_WIDTH).unwrap();
+            assert_eq!(values(&u), values(&upsample(&x, f).unwrap()), "up {f}");
+        }
+    }
+
+    #[test]
+    fn full_signatures_pass_rolloff_and_width_on_to_resample() {
+        // SPEC §4.9: downsample(x, f, **kw) = resample(x, f, 1, **kw), upsample = resample(x, 1, f, **kw).
+        let x = spec_input();
+        for (rolloff, width) in [(0.95, 3), (0.9, 6), (ROLLOFF, 4)] {
+            let d = downsample_with(&x, 2, rolloff, width).unwrap();
+            assert_eq!(
+                values(&d),
+                values(&resample(&x, 2, 1, rolloff, width).unwrap())
+            );
+            assert_ne!(values(&d), values(&downsample(&x, 2).unwrap()));
+            let u = upsample_with(&x, 2, rolloff, width).unwrap();
+            assert_eq!(
+                values(&u),
+                values(&resample(&x, 1, 2, rolloff, width).unwrap())
+            );
+            assert_ne!(values(&u), values(&upsample(&x, 2).unwrap()));
+            assert_eq!(d.dims(), &[1, 1, 16]);
+            assert_eq!(u.dims(), &[1, 1, 64]);
+        }
+        // The call: a narrower, lower filter moves the result by far more than rounding.
+        let d = downsample_with(&x, 2, 0.95, 3).unwrap();
+        let diff = values(&d)
+            .iter()
+            .zip(values(&downsample(&x, 2).unwrap()))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        assert!(diff > 1e-3, "max difference {diff}");
+        assert!(matches!(
+            downsample_with(&x, 2, 0.0, 6),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            upsample_with(&x, 2, 0.99, 0),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 
     #[test]

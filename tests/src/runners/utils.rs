@@ -1,7 +1,10 @@
 //! Fixture runner for the reference's `utils.py` resampler (`resample`, `downsample`, `upsample`)
 //! and `modules.py::SinusoidalEmbedding`, audio-diffusion-pytorch 0.0.61.
+//!
+//! Every argument of every call (and of the constructor) is read through [`Args`]: one the runner
+//! does not pass on fails the case.
 
-use crate::fixtures::{Case, Outputs, RunResult};
+use crate::fixtures::{Args, Case, Outputs, RunResult};
 use adiff_core::audio::sinc;
 use adiff_core::models::embedding::SinusoidalEmbedding;
 use anyhow::{anyhow, bail, Context, Result};
@@ -11,16 +14,20 @@ use serde_json::Value;
 /// Runs one case of this family.
 pub fn run(case: &Case) -> Result<RunResult> {
     match case.component() {
-        "resample" => run_calls(case, |call, produced| resample_call(case, call, produced)),
+        "resample" => {
+            case.no_constructor()?;
+            run_calls(case, |args, produced| resample_call(case, args, produced))
+        }
         "SinusoidalEmbedding" => {
-            let dim = usize_of(&case.constructor()["kwargs"]["dim"])
-                .context("constructor kwarg `dim`")?;
+            let node = Args::of_node(case, "constructor", case.constructor())?;
+            if node.name() != "SinusoidalEmbedding" {
+                bail!("{}: expected class SinusoidalEmbedding", node.what());
+            }
+            let dim = usize_of(node.need(0, "dim")?).context("constructor kwarg `dim`")?;
+            node.finish()?;
             let emb = SinusoidalEmbedding::new(dim)?;
-            run_calls(case, |call, produced| {
-                if call["method"].as_str() != Some("forward") {
-                    bail!("SinusoidalEmbedding has no method {}", call["method"]);
-                }
-                let x = first_tensor(case, call, produced)?;
+            run_calls(case, |args, produced| {
+                let x = tensor(case, args.need(0, "x")?, produced)?;
                 Ok(emb.forward(&x)?)
             })
         }
@@ -30,17 +37,27 @@ pub fn run(case: &Case) -> Result<RunResult> {
     }
 }
 
-/// Makes every call in order, storing each call's single output under its fixture name.
+/// Makes every call in order, storing each call's single output under its fixture name; every
+/// argument of a call must be read by `call` ([`Args::finish`]).
 fn run_calls(
     case: &Case,
-    mut call: impl FnMut(&Value, &Outputs) -> Result<Tensor>,
+    mut call: impl FnMut(&Args, &Outputs) -> Result<Tensor>,
 ) -> Result<RunResult> {
     let mut produced = Outputs::new();
     for (i, c) in case.calls().iter().enumerate() {
-        let y = call(c, &produced).with_context(|| format!("call {i}"))?;
-        let name = c["outputs"][0]
+        let args = Args::of_call(case, i, c)?;
+        let y = call(&args, &produced).with_context(|| format!("call {i}"))?;
+        args.finish()?;
+        let outputs = c["outputs"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let [name] = outputs else {
+            bail!(
+                "call {i} must name exactly one output, names {}",
+                c["outputs"]
+            );
+        };
+        let name = name
             .as_str()
-            .ok_or_else(|| anyhow!("call {i} names no output"))?;
+            .ok_or_else(|| anyhow!("call {i}: bad output name {name}"))?;
         let key = if name.starts_with("output.") {
             name.to_string()
         } else {
@@ -51,9 +68,9 @@ fn run_calls(
     Ok(RunResult::Done(produced))
 }
 
-fn first_tensor(case: &Case, call: &Value, produced: &Outputs) -> Result<Tensor> {
-    case.tensor_arg(&call["args"][0], produced)?
-        .ok_or_else(|| anyhow!("first argument is not a tensor"))
+fn tensor(case: &Case, v: &Value, produced: &Outputs) -> Result<Tensor> {
+    case.tensor_arg(v, produced)?
+        .ok_or_else(|| anyhow!("argument {v} is not a tensor"))
 }
 
 fn usize_of(v: &Value) -> Result<usize> {
@@ -62,37 +79,47 @@ fn usize_of(v: &Value) -> Result<usize> {
         .ok_or_else(|| anyhow!("expected a non-negative integer, got {v}"))
 }
 
-/// `downsample(x, f)`, `upsample(x, f)` or `resample(x, factor_in, factor_out, rolloff, width)`,
-/// arguments positional or keyword as the reference accepts them.
-fn resample_call(case: &Case, call: &Value, produced: &Outputs) -> Result<Tensor> {
-    let x = first_tensor(case, call, produced)?;
-    let args = call["args"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let kw = &call["kwargs"];
-    let arg = |pos: usize, name: &str| -> Option<&Value> {
-        args.get(pos)
-            .or_else(|| kw.get(name))
-            .filter(|v| !v.is_null())
+/// `rolloff` and `lowpass_filter_width` by keyword or, with `pos = Some(p)`, at positions `p` and
+/// `p + 1`; the reference defaults (0.99, 6) when absent.
+fn filter_args(args: &Args, pos: Option<usize>) -> Result<(f64, usize)> {
+    let get = |i: usize, name: &str| match pos {
+        Some(p) => args.get(p + i, name),
+        None => Ok(args.kw(name)),
     };
-    let function = call["function"].as_str().unwrap_or("");
+    let rolloff = match get(0, "rolloff")? {
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| anyhow!("rolloff {v} is not a number"))?,
+        None => sinc::ROLLOFF,
+    };
+    let width = match get(1, "lowpass_filter_width")? {
+        Some(v) => usize_of(v).context("lowpass_filter_width")?,
+        None => sinc::LOWPASS_FILTER_WIDTH,
+    };
+    Ok((rolloff, width))
+}
+
+/// `downsample(x, factor, **kwargs)`, `upsample(x, factor, **kwargs)` (the kwargs go on to
+/// `resample`) or `resample(x, factor_in, factor_out, rolloff, lowpass_filter_width)`, arguments
+/// positional or keyword as the reference accepts them.
+fn resample_call(case: &Case, args: &Args, produced: &Outputs) -> Result<Tensor> {
+    let x = tensor(case, args.need(0, "waveforms")?, produced)?;
+    let function = args.name();
     Ok(match function {
-        "downsample" => sinc::downsample(
-            &x,
-            usize_of(arg(1, "factor").ok_or_else(|| anyhow!("no factor"))?)?,
-        )?,
-        "upsample" => sinc::upsample(
-            &x,
-            usize_of(arg(1, "factor").ok_or_else(|| anyhow!("no factor"))?)?,
-        )?,
+        "downsample" | "upsample" => {
+            let factor = usize_of(args.need(1, "factor")?).context("factor")?;
+            // `**kwargs` only: rolloff and the width cannot be given by position.
+            let (rolloff, width) = filter_args(args, None)?;
+            if function == "downsample" {
+                sinc::downsample_with(&x, factor, rolloff, width)?
+            } else {
+                sinc::upsample_with(&x, factor, rolloff, width)?
+            }
+        }
         "resample" => {
-            let fi = usize_of(arg(1, "factor_in").ok_or_else(|| anyhow!("no factor_in"))?)?;
-            let fo = usize_of(arg(2, "factor_out").ok_or_else(|| anyhow!("no factor_out"))?)?;
-            let rolloff = arg(3, "rolloff")
-                .and_then(Value::as_f64)
-                .unwrap_or(sinc::ROLLOFF);
-            let width = match arg(4, "lowpass_filter_width") {
-                Some(v) => usize_of(v)?,
-                None => sinc::LOWPASS_FILTER_WIDTH,
-            };
+            let fi = usize_of(args.need(1, "factor_in")?).context("factor_in")?;
+            let fo = usize_of(args.need(2, "factor_out")?).context("factor_out")?;
+            let (rolloff, width) = filter_args(args, Some(3))?;
             sinc::resample(&x, fi, fo, rolloff, width)?
         }
         other => bail!("unknown utils function `{other}`"),
