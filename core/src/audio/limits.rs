@@ -48,6 +48,14 @@ pub fn max_frames(rate: u32, channels: usize) -> usize {
     by_time.min(MAX_SAMPLES / channels.max(1))
 }
 
+/// The most frames a WAV file streamed to disk (not held in memory) may hold: [`MAX_SECONDS`] of
+/// audio and what fits the RIFF format's 32-bit data size at `bytes` per sample.
+pub fn max_stream_frames(rate: u32, channels: usize, bytes: usize) -> usize {
+    let by_time = (MAX_SECONDS * rate as f64) as usize;
+    let by_riff = (u32::MAX as usize - 64) / (channels.max(1) * bytes.max(1));
+    by_time.min(by_riff)
+}
+
 /// Refuses `frames` frames at `rate` x `channels` beyond [`max_frames`]; `what` names the thing.
 pub fn check_length(what: &str, frames: usize, rate: u32, channels: usize) -> Result<()> {
     let max = max_frames(rate, channels);
@@ -141,6 +149,17 @@ mod tests {
         assert_eq!(max_frames(8_000, 1), 86_400_000);
         assert!(check_length("x", 86_400_000, 8_000, 1).is_ok());
         assert!(check_length("x", 86_400_001, 8_000, 1).is_err());
+    }
+
+    #[test]
+    fn streamed_files_are_bounded_by_time_and_the_riff_size() {
+        // 3 h of 48 kHz stereo f32 is 4,147,200,000 bytes: under 4 GiB, so time binds.
+        assert_eq!(max_stream_frames(48_000, 2, 4), 518_400_000);
+        // 96 kHz stereo f32 passes 4 GiB after 93 minutes: the RIFF size binds.
+        assert_eq!(
+            max_stream_frames(96_000, 2, 4),
+            (u32::MAX as usize - 64) / 8
+        );
     }
 
     #[test]

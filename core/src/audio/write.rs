@@ -77,7 +77,7 @@ impl WavSink {
             encoding,
             channels,
             frames: 0,
-            max_frames: limits::max_frames(rate, channels),
+            max_frames: limits::max_stream_frames(rate, channels, bits as usize / 8),
         })
     }
 

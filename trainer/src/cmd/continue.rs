@@ -25,13 +25,13 @@ pub struct ContinueArgs {
     /// Output WAV file (the input followed by the continuation).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Number of new spans, each half a model window long.
+    /// Number of new spans, each half a model window long: 1 to 1000 (and at most 3 h in all).
     #[arg(long, default_value_t = 2)]
     pub spans: usize,
     /// Model folder (config.json + model.safetensors).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Write the output at this rate instead (default: the input's rate, Hz).
+    /// Write the output at this rate instead, 1000 to 384000 Hz (default: the input's rate).
     #[arg(long)]
     pub out_rate: Option<u32>,
     #[command(flatten)]

@@ -23,15 +23,16 @@ pub struct DecodeArgs {
     /// Model folder of the autoencoder that encoded it.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Write the output at this rate instead (Hz).
+    /// Write the output at this rate instead, 1000 to 384000 Hz.
     #[arg(long)]
     pub out_rate: Option<u32>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
-/// Refuses a latent that is not `(batch, channels, length)`, is longer than `max_len` frames (the
-/// decoder samples the whole length at once), or holds a non-finite value.
+/// Refuses a latent that is not `(batch, channels, length)`, has more batch items than audio
+/// channels are allowed, is longer than `max_len` frames (the output's length limit), or holds a
+/// non-finite value.
 fn check_latent(
     latent: &candle_core::Tensor,
     path: &std::path::Path,
@@ -67,30 +68,41 @@ fn check_latent(
     Ok(())
 }
 
-/// Runs the command.
-pub fn run(args: &DecodeArgs) -> Result<()> {
-    check_output(Some(&args.input), &args.output)?;
-    super::common::check_out_rate(args.out_rate)?;
-    let device = args.sampling.device()?;
-    let tensors = candle_core::safetensors::load(&args.input, &device).map_err(|e| {
+/// The `latent` tensor of a file written by `adiff encode`, and its `info`: `[sample rate,
+/// length in samples, 1 when channels ran as batch items]`.
+fn read_latent(
+    path: &std::path::Path,
+    device: &candle_core::Device,
+) -> Result<(candle_core::Tensor, [i64; 3])> {
+    let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
         anyhow!(
             "{}: not a latent file written by `adiff encode` ({e})",
-            args.input.display()
+            path.display()
         )
     })?;
     let (Some(latent), Some(info)) = (tensors.get("latent"), tensors.get("info")) else {
         bail!(
             "{}: not a latent file written by `adiff encode` (needs `latent` and `info`)",
-            args.input.display()
+            path.display()
         );
     };
     let info: Vec<i64> = info
         .to_device(&candle_core::Device::Cpu)
         .and_then(|i| i.to_vec1())
-        .with_context(|| format!("{}: malformed `info` tensor", args.input.display()))?;
+        .with_context(|| format!("{}: malformed `info` tensor", path.display()))?;
     let [rate, len, as_batch] = info[..] else {
-        bail!("{}: malformed `info` tensor", args.input.display());
+        bail!("{}: malformed `info` tensor", path.display());
     };
+    Ok((latent.clone(), [rate, len, as_batch]))
+}
+
+/// Runs the command.
+pub fn run(args: &DecodeArgs) -> Result<()> {
+    check_output(Some(&args.input), &args.output)?;
+    super::common::check_out_rate(args.out_rate)?;
+    let device = args.sampling.device()?;
+    let (latent, [rate, len, as_batch]) = read_latent(&args.input, &device)?;
+    let latent = &latent;
     let dir = model_dir(args.model.as_ref())?;
     let (cfg, any) = model::load(&dir, &device)?;
     let AnyModel::Autoencoder(m) = any else {

@@ -25,7 +25,7 @@ pub struct GenerateArgs {
     /// Model folder (config.json + model.safetensors).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Write the output at this rate instead (Hz).
+    /// Write the output at this rate instead, 1000 to 384000 Hz.
     #[arg(long)]
     pub out_rate: Option<u32>,
     /// Also write the output's spectrogram as a PNG.

@@ -10,6 +10,7 @@ use super::upsample::exact_length;
 use adiff_core::audio::splice::restore_known;
 use adiff_core::audio::AudioClip;
 use adiff_core::models::bandext::stage::Stage;
+use adiff_core::models::folder::FolderConfig;
 use adiff_core::SeededNoise;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
@@ -36,7 +37,7 @@ pub struct InpaintArgs {
     /// Model folder (config.json + model.safetensors).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Write the output at this rate instead (default: the input's rate, Hz).
+    /// Write the output at this rate instead, 1000 to 384000 Hz (default: the input's rate).
     #[arg(long)]
     pub out_rate: Option<u32>,
     #[command(flatten)]
@@ -84,6 +85,19 @@ fn splice(clip: &AudioClip, region: &AudioClip, at: usize) -> Result<AudioClip> 
     Ok(AudioClip::new(clip.sample_rate(), channels)?)
 }
 
+/// Refuses a span longer than [`MAX_SPAN_WINDOWS`] windows of the model `cfg`.
+fn check_span_length(args: &InpaintArgs, cfg: &FolderConfig) -> Result<()> {
+    let max_secs = (cfg.window_length * MAX_SPAN_WINDOWS) as f64 / cfg.sample_rate as f64;
+    if args.end - args.start > max_secs {
+        bail!(
+            "the span --start {} --end {} is longer than {max_secs:.2} s ({MAX_SPAN_WINDOWS} model windows), the longest this model inpaints at once",
+            args.start,
+            args.end
+        );
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &InpaintArgs) -> Result<()> {
     check_output(Some(&args.input), &args.output)?;
@@ -102,15 +116,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         .with_context(|| format!("loading the band-extension stage of {}", dir.display()))?;
     let r_in = input.sample_rate();
     let (a_in, b_in) = span(args.start, args.end, r_in, input.len())?;
-    let span_secs = args.end - args.start;
-    let max_secs = (cfg.window_length * MAX_SPAN_WINDOWS) as f64 / cfg.sample_rate as f64;
-    if span_secs > max_secs {
-        bail!(
-            "the span --start {} --end {} is longer than {max_secs:.2} s ({MAX_SPAN_WINDOWS} model windows), the longest this model inpaints at once",
-            args.start,
-            args.end
-        );
-    }
+    check_span_length(args, &cfg)?;
     // Only the span and a model window of context on each side are resampled, band-extended and
     // sent through the network, so memory does not grow with the clip's length; outside the span
     // the output is the input itself (crossfaded over 10 ms at the span's edges).

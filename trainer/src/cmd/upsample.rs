@@ -32,7 +32,7 @@ pub struct UpsampleArgs {
     /// upsampler embedded in the binary (models/upsampler).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Write the output at this rate instead (Hz).
+    /// Write the output at this rate instead, 1000 to 384000 Hz.
     #[arg(long)]
     pub out_rate: Option<u32>,
     /// Also write a before/after spectrogram PNG.
@@ -170,41 +170,25 @@ fn run_band_extension(
                 limits::MAX_RATE
             )
         })?;
-    let frames = input.len() * k;
-    limits::check_length(
-        &args.output.display().to_string(),
-        frames,
-        target,
-        input.num_channels(),
-    )?;
-    let mut noise = SeededNoise::new(s.seed);
-    if args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == target) {
-        // Chunk by chunk straight into the file: memory does not grow with the input's length.
-        let mut sink = WavSink::create(
-            &args.output,
-            target,
-            input.num_channels(),
-            WavEncoding::Float32,
-        )?;
-        upsample_streaming(m, input, k, &mut noise, &mut |block| {
-            if block.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
-                return Err(adiff_core::Error::input(
-                    name,
-                    "the band extension produced non-finite samples",
-                ));
-            }
-            sink.write(block)
-        })
-        .context("upsampling")?;
-        let frames = sink.frames();
-        sink.finish()?;
-        println!(
-            "wrote {} ({target} Hz, {} channels, {:.2} s)",
+    let (frames, channels) = (input.len() * k, input.num_channels());
+    let streamed = args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == target);
+    let max = if streamed {
+        limits::max_stream_frames(target, channels, 4)
+    } else {
+        limits::max_frames(target, channels)
+    };
+    if frames > max {
+        bail!(
+            "the output {} would be {:.0} s at {target} Hz x {channels} channels; at most {:.0} s{}",
             args.output.display(),
-            input.num_channels(),
-            frames as f64 / target as f64
+            frames as f64 / target as f64,
+            max as f64 / target as f64,
+            if streamed { "" } else { " when --spectrogram or --out-rate keep it in memory" }
         );
-        return Ok(());
+    }
+    let mut noise = SeededNoise::new(s.seed);
+    if streamed {
+        return stream_to_file(&args.output, input, m, k, target, &mut noise, name);
     }
     let mut chans = vec![Vec::new(); input.num_channels()];
     upsample_streaming(m, input, k, &mut noise, &mut |block| {
@@ -216,6 +200,39 @@ fn run_band_extension(
     })
     .context("upsampling")?;
     finish(args, input, &AudioClip::new(target, chans)?)
+}
+
+/// Band-extends `input` by `k` chunk by chunk straight into `output` at `target` Hz: memory does
+/// not grow with the input's length. A non-finite block stops the run, naming model `name`.
+fn stream_to_file(
+    output: &Path,
+    input: &AudioClip,
+    m: &BandExtension,
+    k: usize,
+    target: u32,
+    noise: &mut SeededNoise,
+    name: &str,
+) -> Result<()> {
+    let channels = input.num_channels();
+    let mut sink = WavSink::create(output, target, channels, WavEncoding::Float32)?;
+    upsample_streaming(m, input, k, noise, &mut |block| {
+        if block.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+            return Err(adiff_core::Error::input(
+                name,
+                "the band extension produced non-finite samples",
+            ));
+        }
+        sink.write(block)
+    })
+    .context("upsampling")?;
+    let frames = sink.frames();
+    sink.finish()?;
+    println!(
+        "wrote {} ({target} Hz, {channels} channels, {:.2} s)",
+        output.display(),
+        frames as f64 / target as f64
+    );
+    Ok(())
 }
 
 /// Writes the output (and the spectrogram when asked).
