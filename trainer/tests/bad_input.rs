@@ -44,7 +44,10 @@ fn the_suite_has_at_least_150_hand_written_cases() {
         + models::cases().len()
         + convert::cases().len();
     let f = fuzz::cases().len();
-    eprintln!("bad_input: {n} hand-written cases + {f} mutation cases = {}", n + f);
+    eprintln!(
+        "bad_input: {n} hand-written cases + {f} mutation cases = {}",
+        n + f
+    );
     assert!(n >= 150, "only {n} hand-written cases");
     assert!(f >= 3 * 60, "only {f} mutation cases");
 }
@@ -62,7 +65,11 @@ fn prlimit_is_available_and_a_valid_run_fits_under_the_cap() {
         "2",
     ]);
     let r = harness::run_adiff(&a, dir.path(), dir.path(), "probe");
-    assert!(r.success(), "a valid upsample under the cap: {}", r.summary());
+    assert!(
+        r.success(),
+        "a valid upsample under the cap: {}",
+        r.summary()
+    );
     harness::check_wav(&dir.path().join("out.wav"), Some((16_000, 1, 1600))).unwrap();
 }
 

@@ -199,7 +199,9 @@ fn probe(bytes: &[u8]) -> Option<String> {
                 None
             }
         }
-        Ok(Ok(s)) => check_bounds(&s).err().map(|e| format!("accepted out of bounds: {e}")),
+        Ok(Ok(s)) => check_bounds(&s)
+            .err()
+            .map(|e| format!("accepted out of bounds: {e}")),
     }
 }
 
@@ -320,9 +322,7 @@ fn hostile_headers_decode_or_fail_cleanly() {
     };
     let four_frames: Vec<u8> = (0..8).flat_map(|_| 0.5f32.to_le_bytes()).collect();
     let nan_frames: Vec<u8> = (0..8)
-        .flat_map(|i| {
-            [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-45][i % 4].to_le_bytes()
-        })
+        .flat_map(|i| [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-45][i % 4].to_le_bytes())
         .collect();
     let steps = |v: &str| format!(r#""steps":"{v}""#);
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
@@ -341,7 +341,10 @@ fn hostile_headers_decode_or_fail_cleanly() {
     ] {
         add(
             name,
-            sealed(&header("", &clip("48000", frames, "0"), "null"), &four_frames),
+            sealed(
+                &header("", &clip("48000", frames, "0"), "null"),
+                &four_frames,
+            ),
         );
     }
     for (name, rate) in [
@@ -385,7 +388,15 @@ fn hostile_headers_decode_or_fail_cleanly() {
         ),
     );
     for v in [
-        "NaN", "inf", "-inf", "1e400", "-1e400", "", "1e-400", "0x10", "9999999999999999999999",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e400",
+        "-1e400",
+        "",
+        "1e-400",
+        "0x10",
+        "9999999999999999999999",
         "-0",
     ] {
         add(
@@ -397,10 +408,7 @@ fn hostile_headers_decode_or_fail_cleanly() {
         for v in ["NaN", "1e308", "-1e308"] {
             add(
                 &format!("{key} {v}"),
-                sealed(
-                    &header(&format!(r#""{key}":"{v}""#), "null", "null"),
-                    &[],
-                ),
+                sealed(&header(&format!(r#""{key}":"{v}""#), "null", "null"), &[]),
             );
         }
     }
@@ -426,19 +434,13 @@ fn hostile_headers_decode_or_fail_cleanly() {
             &[],
         ),
     );
-    add(
-        "header is an array",
-        sealed("[1,2,3]", &[]),
-    );
+    add("header is an array", sealed("[1,2,3]", &[]));
     add("header is empty", sealed("", &[]));
     add("deeply nested header", {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         sealed(&deep, &[])
     });
-    add(
-        "missing fields",
-        sealed(r#"{"version":1}"#, &[]),
-    );
+    add("missing fields", sealed(r#"{"version":1}"#, &[]));
     add(
         "header version 2 inside a version-1 state",
         sealed(

@@ -63,9 +63,9 @@ impl WavFile {
     }
 
     pub fn bytes(&self) -> Vec<u8> {
-        let align = self.block_align.unwrap_or(
-            ((u64::from(self.channels) * u64::from(self.bits)).div_ceil(8)) as u16,
-        );
+        let align = self
+            .block_align
+            .unwrap_or(((u64::from(self.channels) * u64::from(self.bits)).div_ceil(8)) as u16);
         let byte_rate = self
             .byte_rate
             .unwrap_or((u64::from(self.rate) * u64::from(align)) as u32);
@@ -284,7 +284,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -456,7 +460,13 @@ pub fn tiny_generator(dir: &Path) {
     let cfg = AudioDiffusionModelConfig::from_kwargs(&kwargs).unwrap();
     let varmap = VarMap::new();
     AudioDiffusionModel::new(&cfg, Compat::Fixed, vb(&varmap)).unwrap();
-    save(dir, ModelKind::AudioDiffusionModel, kwargs, GEN_RATE, &varmap);
+    save(
+        dir,
+        ModelKind::AudioDiffusionModel,
+        kwargs,
+        GEN_RATE,
+        &varmap,
+    );
 }
 
 pub fn tiny_upsampler(dir: &Path) {
@@ -465,7 +475,13 @@ pub fn tiny_upsampler(dir: &Path) {
     let cfg = AudioDiffusionUpsamplerConfig::from_kwargs(&kwargs).unwrap();
     let varmap = VarMap::new();
     AudioDiffusionUpsampler::new(&cfg, Compat::Fixed, vb(&varmap)).unwrap();
-    save(dir, ModelKind::AudioDiffusionUpsampler, kwargs, UP_RATE, &varmap);
+    save(
+        dir,
+        ModelKind::AudioDiffusionUpsampler,
+        kwargs,
+        UP_RATE,
+        &varmap,
+    );
 }
 
 pub fn tiny_autoencoder(dir: &Path) {
@@ -511,7 +527,9 @@ pub fn fixtures(
     let staged = root.join("staged");
     super::harness::copy_dir(&gen, &staged);
     super::harness::copy_dir(&be, &staged.join("band_extension"));
-    mutate_config(&staged, |v| v["band_extension"] = serde_json::json!({"factor": 2}));
+    mutate_config(&staged, |v| {
+        v["band_extension"] = serde_json::json!({"factor": 2})
+    });
     let mut vars = HashMap::new();
     vars.insert("tensor", pick_tensor(&gen.join("model.safetensors")));
     vars.insert("up_tensor", pick_tensor(&up.join("model.safetensors")));

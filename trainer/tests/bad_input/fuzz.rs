@@ -128,7 +128,8 @@ pub fn cases() -> Vec<Case> {
             move |c: &Ctx| {
                 let d = c.copy_fx("gen", "model");
                 let p = d.join("config.json");
-                let (bytes, what) = mutated(&std::fs::read(&p).unwrap(), 2000 + i as u64, usize::MAX);
+                let (bytes, what) =
+                    mutated(&std::fs::read(&p).unwrap(), 2000 + i as u64, usize::MAX);
                 std::fs::write(&p, bytes).unwrap();
                 std::fs::write(c.dir.join("mutation.txt"), what).unwrap();
                 args(&["info", &d.to_string_lossy()])
@@ -145,7 +146,11 @@ pub fn cases() -> Vec<Case> {
                 let d = c.copy_fx("gen", "model");
                 let p = d.join("model.safetensors");
                 let base = std::fs::read(&p).unwrap();
-                let focus = if i % 2 == 0 { safetensors_header_end(&base) } else { usize::MAX };
+                let focus = if i % 2 == 0 {
+                    safetensors_header_end(&base)
+                } else {
+                    usize::MAX
+                };
                 let (bytes, what) = mutated(&base, 3000 + i as u64, focus);
                 std::fs::write(&p, bytes).unwrap();
                 std::fs::write(c.dir.join("mutation.txt"), what).unwrap();

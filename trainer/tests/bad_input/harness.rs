@@ -155,7 +155,11 @@ impl Run {
             },
             None => "no status".into(),
         };
-        format!("{how}, {:.1} s, stderr: {:?}", self.secs, self.first_err_line())
+        format!(
+            "{how}, {:.1} s, stderr: {:?}",
+            self.secs,
+            self.first_err_line()
+        )
     }
 }
 
@@ -200,7 +204,8 @@ pub fn run_adiff(args: &[String], cwd: &Path, logs: &Path, tag: &str) -> Run {
             Err(_) => break None,
         }
     };
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
     Run {
         status,
         timed_out,
@@ -325,7 +330,10 @@ pub fn parse_wav(bytes: &[u8]) -> Result<(u32, usize, Vec<f64>), String> {
         let len = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().unwrap()) as usize;
         let body = &bytes[i + 8..(i + 8 + len).min(bytes.len())];
         if body.len() != len {
-            return Err(format!("chunk {:?} is cut short", String::from_utf8_lossy(id)));
+            return Err(format!(
+                "chunk {:?} is cut short",
+                String::from_utf8_lossy(id)
+            ));
         }
         match id {
             b"fmt " => fmt = Some(body),
@@ -347,14 +355,33 @@ pub fn parse_wav(bytes: &[u8]) -> Result<(u32, usize, Vec<f64>), String> {
         tag = u16::from_le_bytes([fmt[24], fmt[25]]);
     }
     let samples: Vec<f64> = match (tag, bits) {
-        (3, 32) => data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
-        (3, 64) => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        (1, 16) => data.chunks_exact(2).map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0).collect(),
-        (1, 32) => data.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap())) / 2147483648.0).collect(),
-        _ => return Err(format!("unexpected output encoding: tag {tag}, {bits} bits")),
+        (3, 32) => data
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        (3, 64) => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        (1, 16) => data
+            .chunks_exact(2)
+            .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+            .collect(),
+        (1, 32) => data
+            .chunks_exact(4)
+            .map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap())) / 2147483648.0)
+            .collect(),
+        _ => {
+            return Err(format!(
+                "unexpected output encoding: tag {tag}, {bits} bits"
+            ))
+        }
     };
     if channels == 0 || samples.len() % channels != 0 {
-        return Err(format!("{} samples do not fill {channels} channels", samples.len()));
+        return Err(format!(
+            "{} samples do not fill {channels} channels",
+            samples.len()
+        ));
     }
     Ok((rate, channels, samples))
 }
@@ -413,7 +440,10 @@ fn run_case(c: &Case, ctx: &Ctx, logs: &Path, tag: &str) -> Result<(), (String, 
         .map(|(p, _)| p.display().to_string())
         .collect();
     if !changed.is_empty() {
-        return fail(format!("changed or removed pre-existing files: {changed:?}"), run);
+        return fail(
+            format!("changed or removed pre-existing files: {changed:?}"),
+            run,
+        );
     }
     let new: Vec<String> = after
         .keys()
@@ -496,7 +526,11 @@ pub fn run_category(
     let mut skipped = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, c) in cases.iter().enumerate() {
-        assert!(names.insert(c.name.clone()), "duplicate case name {}", c.name);
+        assert!(
+            names.insert(c.name.clone()),
+            "duplicate case name {}",
+            c.name
+        );
         if let Expect::Skip(why) = c.expect {
             skipped.push(format!("{}: {why}", c.name));
             continue;
