@@ -2,7 +2,7 @@
 //! values every front end checks at its edge (the README's "Limits" section quotes these).
 
 use super::AudioClip;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Lowest sample rate accepted anywhere (Hz).
 pub const MIN_RATE: u32 = 1_000;
@@ -19,26 +19,30 @@ pub const MAX_SAMPLES: usize = 1 << 28;
 /// corrupt data, and its square overflows the spectral code's f32 sums).
 pub const MAX_ABS_SAMPLE: f32 = 1000.0;
 
-/// Refuses a rate outside [`MIN_RATE`]..=[`MAX_RATE`]; `what` names the file or argument.
-pub fn check_rate(what: &str, rate: u32) -> Result<()> {
+/// Why a value is outside a limit: the reason, which the caller wraps in its own error with the
+/// file, field or argument it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Beyond(pub String);
+
+/// Refuses a rate outside [`MIN_RATE`]..=[`MAX_RATE`].
+pub fn check_rate(rate: u32) -> Result<(), Beyond> {
     if (MIN_RATE..=MAX_RATE).contains(&rate) {
         return Ok(());
     }
-    Err(Error::input(
-        what,
-        format!("sample rate {rate} Hz is outside the supported {MIN_RATE} to {MAX_RATE} Hz"),
-    ))
+    Err(Beyond(format!(
+        "sample rate {rate} Hz is outside the supported {MIN_RATE} to {MAX_RATE} Hz"
+    )))
 }
 
-/// Refuses a channel count outside 1..=[`MAX_CHANNELS`]; `what` names the file or argument.
-pub fn check_channels(what: &str, channels: usize) -> Result<()> {
+/// Refuses a channel count outside 1..=[`MAX_CHANNELS`].
+pub fn check_channels(channels: usize) -> Result<(), Beyond> {
     if (1..=MAX_CHANNELS).contains(&channels) {
         return Ok(());
     }
-    Err(Error::input(
-        what,
-        format!("{channels} channels; 1 to {MAX_CHANNELS} channels are supported"),
-    ))
+    Err(Beyond(format!(
+        "{channels} channels; 1 to {MAX_CHANNELS} channels are supported"
+    )))
 }
 
 /// The most frames a clip at `rate` with `channels` may hold: [`MAX_SECONDS`] of audio and at most
@@ -56,21 +60,18 @@ pub fn max_stream_frames(rate: u32, channels: usize, bytes: usize) -> usize {
     by_time.min(by_riff)
 }
 
-/// Refuses `frames` frames at `rate` x `channels` beyond [`max_frames`]; `what` names the thing.
-pub fn check_length(what: &str, frames: usize, rate: u32, channels: usize) -> Result<()> {
+/// Refuses `frames` frames at `rate` x `channels` beyond [`max_frames`].
+pub fn check_length(frames: usize, rate: u32, channels: usize) -> Result<(), Beyond> {
     let max = max_frames(rate, channels);
     if frames <= max {
         return Ok(());
     }
-    Err(Error::input(
-        what,
-        format!(
+    Err(Beyond(format!(
             "too long: {frames} frames ({:.0} s at {rate} Hz x {channels} channels); the limit is {max} frames ({:.0} s, at most {} hours and {MAX_SAMPLES} samples)",
             frames as f64 / rate.max(1) as f64,
             max as f64 / rate.max(1) as f64,
             MAX_SECONDS / 3600.0
-        ),
-    ))
+    )))
 }
 
 /// What [`check_samples`] found (and, when repairing, changed).
@@ -91,8 +92,8 @@ impl SampleReport {
 
 /// Counts the non-finite and out-of-range samples of `clip`. With `repair`, NaN becomes 0 and
 /// every other bad sample is clamped to [-1, 1], and the counts say how many changed; without it a
-/// bad sample is an error naming `what`, the counts and the first bad position.
-pub fn check_samples(what: &str, clip: &mut AudioClip, repair: bool) -> Result<SampleReport> {
+/// bad sample is refused with the counts and the first bad position.
+pub fn check_samples(clip: &mut AudioClip, repair: bool) -> Result<SampleReport, Beyond> {
     let mut report = SampleReport::default();
     let mut first: Option<(usize, usize, f32)> = None;
     let rate = clip.sample_rate();
@@ -113,15 +114,12 @@ pub fn check_samples(what: &str, clip: &mut AudioClip, repair: bool) -> Result<S
         }
     }
     match first {
-        Some((c, i, v)) if !repair => Err(Error::input(
-            what,
-            format!(
+        Some((c, i, v)) if !repair => Err(Beyond(format!(
                 "{} non-finite and {} out-of-range samples (beyond ±{MAX_ABS_SAMPLE}); the first is {v} at {:.3} s in channel {c}; give --repair-samples to replace them (NaN -> 0, the rest clamped to ±1)",
                 report.non_finite,
                 report.out_of_range,
                 i as f64 / rate as f64
-            ),
-        )),
+            ))),
         _ => Ok(report),
     }
 }
@@ -132,13 +130,13 @@ mod tests {
 
     #[test]
     fn rates_and_channels_are_bounded() {
-        assert!(check_rate("x", MIN_RATE).is_ok());
-        assert!(check_rate("x", MAX_RATE).is_ok());
-        assert!(check_rate("x", 0).is_err());
-        assert!(check_rate("x", MAX_RATE + 1).is_err());
-        assert!(check_channels("x", 0).is_err());
-        assert!(check_channels("x", MAX_CHANNELS).is_ok());
-        assert!(check_channels("x", MAX_CHANNELS + 1).is_err());
+        assert!(check_rate(MIN_RATE).is_ok());
+        assert!(check_rate(MAX_RATE).is_ok());
+        assert!(check_rate(0).is_err());
+        assert!(check_rate(MAX_RATE + 1).is_err());
+        assert!(check_channels(0).is_err());
+        assert!(check_channels(MAX_CHANNELS).is_ok());
+        assert!(check_channels(MAX_CHANNELS + 1).is_err());
     }
 
     #[test]
@@ -147,8 +145,8 @@ mod tests {
         assert_eq!(max_frames(48_000, 2), MAX_SAMPLES / 2);
         // At 8 kHz mono the time binds: 3 h = 86,400,000 frames.
         assert_eq!(max_frames(8_000, 1), 86_400_000);
-        assert!(check_length("x", 86_400_000, 8_000, 1).is_ok());
-        assert!(check_length("x", 86_400_001, 8_000, 1).is_err());
+        assert!(check_length(86_400_000, 8_000, 1).is_ok());
+        assert!(check_length(86_400_001, 8_000, 1).is_err());
     }
 
     #[test]
@@ -172,9 +170,9 @@ mod tests {
             .unwrap()
         };
         let mut clip = mk();
-        let err = check_samples("in.wav", &mut clip, false).unwrap_err();
+        let err = check_samples(&mut clip, false).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("in.wav") && msg.contains("3 non-finite and 1 out-of-range"));
+        assert!(msg.contains("3 non-finite and 1 out-of-range"), "{msg}");
         // NaN != NaN: compare the bits.
         let bits = |c: &AudioClip| {
             c.channels()[0]
@@ -183,7 +181,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(bits(&clip), bits(&mk()), "a refused clip is left as it was");
-        let report = check_samples("in.wav", &mut clip, true).unwrap();
+        let report = check_samples(&mut clip, true).unwrap();
         assert_eq!(
             report,
             SampleReport {
@@ -193,6 +191,6 @@ mod tests {
         );
         assert_eq!(clip.channels()[0], vec![0.5, 0.0, 1.0, -1.0, 2.0, -1.0]);
         let mut clean = AudioClip::mono(8_000, vec![0.0, 1e-40, -999.0]).unwrap();
-        assert!(check_samples("x", &mut clean, false).unwrap().is_clean());
+        assert!(check_samples(&mut clean, false).unwrap().is_clean());
     }
 }

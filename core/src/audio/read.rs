@@ -24,12 +24,11 @@ fn audio_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// An input-limit error re-worded as an audio error about `path`.
-fn limit_err(path: &Path, e: Error) -> Error {
-    match e {
-        Error::InvalidInput { reason, .. } => audio_err(path, reason),
-        other => other,
-    }
+/// Refuses a rate or channel count outside [`super::limits`], naming `path`.
+fn check_format(path: &Path, rate: u32, channels: usize) -> Result<()> {
+    limits::check_rate(rate)
+        .and_then(|()| limits::check_channels(channels))
+        .map_err(|e| audio_err(path, e.to_string()))
 }
 
 fn is_end_of_stream(e: &SymError) -> bool {
@@ -56,8 +55,8 @@ pub fn read_audio_checked(
     let file = open(path)?;
     let mut clip = contained(std::panic::AssertUnwindSafe(|| decode_file(path, file)))
         .map_err(|msg| audio_err(path, format!("the decoder failed on this file ({msg})")))??;
-    let report = limits::check_samples(&path.display().to_string(), &mut clip, repair)
-        .map_err(|e| limit_err(path, e))?;
+    let report =
+        limits::check_samples(&mut clip, repair).map_err(|e| audio_err(path, e.to_string()))?;
     Ok((clip, report))
 }
 
@@ -74,9 +73,7 @@ fn open(path: &Path) -> Result<std::fs::File> {
         _ => {}
     }
     if let Some((channels, rate)) = wav_format(&mut file) {
-        limits::check_rate(&path.display().to_string(), rate).map_err(|e| limit_err(path, e))?;
-        limits::check_channels(&path.display().to_string(), channels as usize)
-            .map_err(|e| limit_err(path, e))?;
+        check_format(path, rate, channels as usize)?;
     }
     file.seek(SeekFrom::Start(0))
         .map_err(|e| audio_err(path, format!("cannot read: {e}")))?;
@@ -151,10 +148,10 @@ fn probe(path: &Path, file: std::fs::File) -> Result<Stream> {
         .unwrap_or("unknown");
     let lossless = codec_name == "flac" || codec_name.starts_with("pcm");
     if let Some(rate) = params.sample_rate {
-        limits::check_rate("", rate).map_err(|e| limit_err(path, e))?;
+        limits::check_rate(rate).map_err(|e| audio_err(path, e.to_string()))?;
     }
     if let Some(ch) = params.channels {
-        limits::check_channels("", ch.count()).map_err(|e| limit_err(path, e))?;
+        limits::check_channels(ch.count()).map_err(|e| audio_err(path, e.to_string()))?;
     }
     let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
@@ -210,10 +207,12 @@ fn decode_file(path: &Path, file: std::fs::File) -> Result<AudioClip> {
                 "the channel count changes inside the stream",
             ));
         }
-        limits::check_rate("", r).map_err(|e| limit_err(path, e))?;
-        limits::check_channels("", n).map_err(|e| limit_err(path, e))?;
+        if packets == 1 {
+            // The first packet fixes the rate and channels (checked once, not per packet).
+            check_format(path, r, n)?;
+        }
         let frames = data.len() / n + decoded.frames();
-        limits::check_length("", frames, r, n).map_err(|e| limit_err(path, e))?;
+        limits::check_length(frames, r, n).map_err(|e| audio_err(path, e.to_string()))?;
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buf.copy_interleaved_ref(decoded);
         grow(&mut data, buf.samples().len(), limits::MAX_SAMPLES)

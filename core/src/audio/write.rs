@@ -41,9 +41,9 @@ impl WavSink {
             path: path.to_path_buf(),
             reason,
         };
-        let what = path.display().to_string();
-        limits::check_rate(&what, rate).map_err(|e| err(e.to_string()))?;
-        limits::check_channels(&what, channels).map_err(|e| err(e.to_string()))?;
+        limits::check_rate(rate)
+            .and_then(|()| limits::check_channels(channels))
+            .map_err(|e| err(e.to_string()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 return Err(err(format!("the folder {} does not exist", dir.display())));

@@ -252,27 +252,10 @@ impl FolderConfig {
     /// Bounds the rate, channels, window and step count before anything is sized from them.
     fn validate_sizes(&self, path: &Path) -> Result<()> {
         let field = |f: &str| format!("{} `{f}`", path.display());
-        limits::check_rate("", self.sample_rate).map_err(|_| {
-            Error::config(
-                field("sample_rate"),
-                format!(
-                    "{} Hz is outside the supported {} to {} Hz",
-                    self.sample_rate,
-                    limits::MIN_RATE,
-                    limits::MAX_RATE
-                ),
-            )
-        })?;
-        limits::check_channels("", self.channels).map_err(|_| {
-            Error::config(
-                field("channels"),
-                format!(
-                    "{} audio channels; 1 to {} are supported",
-                    self.channels,
-                    limits::MAX_CHANNELS
-                ),
-            )
-        })?;
+        limits::check_rate(self.sample_rate)
+            .map_err(|e| Error::config(field("sample_rate"), e.to_string()))?;
+        limits::check_channels(self.channels)
+            .map_err(|e| Error::config(field("channels"), e.to_string()))?;
         if !(1..=MAX_WINDOW).contains(&self.window_length) {
             return Err(Error::config(
                 field("window_length"),

@@ -59,12 +59,8 @@ impl BandExtConfig {
     /// Bounds every field before anything is sized from it; `file` names the config in errors.
     pub fn validate(&self, file: &str) -> Result<()> {
         let field = |f: &str| format!("{file} `config.{f}`");
-        crate::audio::limits::check_rate("", self.sample_rate).map_err(|e| {
-            Error::config(
-                field("sample_rate"),
-                e.to_string().replace("invalid input ``: ", ""),
-            )
-        })?;
+        crate::audio::limits::check_rate(self.sample_rate)
+            .map_err(|e| Error::config(field("sample_rate"), e.to_string()))?;
         if self.factors.is_empty() || self.factors.iter().any(|f| !(2..=64).contains(f)) {
             return Err(Error::config(
                 field("factors"),
