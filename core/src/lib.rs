@@ -21,6 +21,7 @@ pub mod noise;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;
+pub mod render;
 pub mod sampler;
 pub mod schedule;
 pub mod unet;

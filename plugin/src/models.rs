@@ -1,13 +1,11 @@
-//! Which renderer a plugin instance gets: a model folder (adiff-core's models, or a band-extension
-//! upsampler folder, `"kind": "BandExtension"`), the in-code sketch model (model path
-//! `builtin:sketch`, used by the tests), or, with no model folder set, the embedded default: the
-//! shipped upsampler `models/upsampler` for Upsample, the sketch model for Generate, Inpaint and
-//! Continue (no generator ships). Called on the worker thread at the first render, never while a
-//! host scans or instantiates the plugin: the embedded bytes are parsed there.
+//! Which renderer a plugin instance gets: a model folder of any kind (adiff-core's use-case layer
+//! opens it), the in-code sketch model (model path `builtin:sketch`, used by the tests), or, with
+//! no model folder set, the embedded default: the shipped upsampler (adiff-core holds its bytes)
+//! for Upsample, the sketch model for Generate, Inpaint and Continue (no generator ships).
+//! Called on the worker thread at the first render, never while a host scans or instantiates the
+//! plugin: the embedded bytes are parsed there.
 
-use adiff_engine::bandext_renderer::{is_band_extension, BandExtRenderer};
-use adiff_engine::core_renderer::CoreRenderer;
-use adiff_engine::{Renderer, RendererFactory, SketchRenderer};
+use adiff_engine::{ModelRenderer, Renderer, RendererFactory, SketchRenderer};
 use std::path::Path;
 
 /// The model path that selects the in-code sketch model.
@@ -16,21 +14,10 @@ pub const SKETCH_MODEL: &str = "builtin:sketch";
 /// The sample rate of the sketch model, Hz.
 pub const SKETCH_RATE: f64 = 48_000.0;
 
-/// `config.json` of the embedded default upsampler (`models/upsampler`).
-pub const DEFAULT_UPSAMPLER_CONFIG: &str = include_str!("../../models/upsampler/config.json");
-/// `model.safetensors` of the embedded default upsampler (`models/upsampler`).
-pub const DEFAULT_UPSAMPLER_WEIGHTS: &[u8] =
-    include_bytes!("../../models/upsampler/model.safetensors");
-
 /// The embedded default model: the shipped band-extension upsampler, with the sketch model
 /// serving Generate, Inpaint and Continue.
-pub fn default_renderer() -> adiff_engine::Result<BandExtRenderer> {
-    BandExtRenderer::from_bytes(
-        DEFAULT_UPSAMPLER_CONFIG,
-        DEFAULT_UPSAMPLER_WEIGHTS,
-        "embedded models/upsampler",
-        Some(Box::new(SketchRenderer::new(SKETCH_RATE))),
-    )
+pub fn default_renderer() -> adiff_engine::Result<ModelRenderer> {
+    ModelRenderer::shipped(Some(Box::new(SketchRenderer::new(SKETCH_RATE))))
 }
 
 /// The factory both adapters give the engine.
@@ -42,8 +29,7 @@ pub fn factory() -> RendererFactory {
                     Ok(Box::new(SketchRenderer::new(SKETCH_RATE)))
                 }
                 None => Ok(Box::new(default_renderer()?)),
-                Some(p) if is_band_extension(p) => Ok(Box::new(BandExtRenderer::load(p, None)?)),
-                Some(p) => Ok(Box::new(CoreRenderer::load(p)?)),
+                Some(p) => Ok(Box::new(ModelRenderer::open(p)?)),
             }
         },
     )

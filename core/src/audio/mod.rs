@@ -3,6 +3,7 @@
 //! (`utils.py`, audio-diffusion-pytorch 0.0.61), windowed processing of long clips, the
 //! evaluation metrics and spectrogram images.
 
+pub mod bandwidth;
 pub mod baselines;
 pub mod clip;
 pub mod limits;

@@ -71,6 +71,88 @@ pub fn restore_known(
     AudioClip::new(generated.sample_rate(), chans)
 }
 
+/// `generated` with `original`'s samples wherever `keep` is true (one entry per sample of
+/// `original`; `generated` may be longer, its extra samples are kept as generated). Within `fade`
+/// samples of a regenerated sample the two are crossfaded with the same raised-cosine weight as
+/// [`restore_known`], on the generated side `w = (1 - cos(pi (fade - d - 0.5) / fade)) / 2` at
+/// distance `d` (0 = adjacent) from the nearest regenerated sample.
+pub fn restore_mask(
+    original: &AudioClip,
+    generated: &AudioClip,
+    keep: &[bool],
+    fade: usize,
+) -> Result<AudioClip> {
+    let n = original.len();
+    if original.sample_rate() != generated.sample_rate()
+        || original.num_channels() != generated.num_channels()
+        || keep.len() != n
+        || generated.len() < n
+    {
+        return Err(Error::input(
+            "clip",
+            format!(
+                "cannot restore {} Hz x {} channels x {n} samples ({} mask entries) into {} Hz x {} channels x {} samples",
+                original.sample_rate(),
+                original.num_channels(),
+                keep.len(),
+                generated.sample_rate(),
+                generated.num_channels(),
+                generated.len()
+            ),
+        ));
+    }
+    // Distance of each sample to the nearest regenerated one (usize::MAX: none).
+    let mut dist = vec![usize::MAX; n];
+    let mut last = None;
+    for i in 0..n {
+        if !keep[i] {
+            last = Some(i);
+        }
+        if let Some(j) = last {
+            dist[i] = i - j;
+        }
+    }
+    last = None;
+    for i in (0..n).rev() {
+        if !keep[i] {
+            last = Some(i);
+        }
+        if let Some(j) = last {
+            dist[i] = dist[i].min(j - i);
+        }
+    }
+    let weight = |d: usize| -> f64 {
+        if d == 0 {
+            1.0
+        } else if d - 1 < fade {
+            let k = fade - d;
+            0.5 - 0.5 * (std::f64::consts::PI * (k as f64 + 0.5) / fade as f64).cos()
+        } else {
+            0.0
+        }
+    };
+    let chans = original
+        .channels()
+        .iter()
+        .zip(generated.channels())
+        .map(|(o, g)| {
+            let mut out = g.clone();
+            for i in 0..n {
+                let w = weight(dist[i]);
+                out[i] = if w == 0.0 {
+                    o[i]
+                } else if w == 1.0 {
+                    g[i]
+                } else {
+                    ((1.0 - w) * f64::from(o[i]) + w * f64::from(g[i])) as f32
+                };
+            }
+            out
+        })
+        .collect();
+    AudioClip::new(generated.sample_rate(), chans)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +202,25 @@ mod tests {
         assert!(restore_known(&a, &b, 0, 5, 2).is_err());
         assert!(restore_known(&a, &clip(vec![0.0; 9]), 0, 5, 2).is_err());
         assert!(restore_known(&a, &a, 6, 5, 2).is_err());
+    }
+
+    #[test]
+    fn a_mask_of_one_span_restores_as_restore_known_does() {
+        let o: Vec<f32> = (0..100).map(|i| (i as f32 * 0.1).sin()).collect();
+        let g: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).cos()).collect();
+        let keep: Vec<bool> = (0..100).map(|i| !(30..60).contains(&i)).collect();
+        let a = restore_known(&clip(o.clone()), &clip(g.clone()), 30, 60, 8).unwrap();
+        let b = restore_mask(&clip(o.clone()), &clip(g.clone()), &keep, 8).unwrap();
+        for (x, y) in a.channels()[0].iter().zip(&b.channels()[0]) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+        // Two spans: samples far from both are the original exactly, inside both generated.
+        let keep: Vec<bool> = (0..100).map(|i| !(10..20).contains(&i) && !(70..75).contains(&i)).collect();
+        let c = restore_mask(&clip(o.clone()), &clip(g.clone()), &keep, 4).unwrap();
+        let v = &c.channels()[0];
+        assert_eq!(&v[30..60], &o[30..60]);
+        assert_eq!(&v[10..20], &g[10..20]);
+        assert_eq!(&v[70..75], &g[70..75]);
+        assert!(restore_mask(&clip(o.clone()), &clip(g), &keep[..99], 4).is_err());
     }
 }

@@ -47,6 +47,12 @@ impl ModelConfig {
             ModelKind::AudioDiffusionConditional => {
                 Self::Conditional(super::config::from_kwargs(m, &what)?)
             }
+            ModelKind::BandExtension => {
+                return Err(Error::config(
+                    format!("{} `kind`", path.display()),
+                    "a BandExtension folder holds no diffusion network",
+                ))
+            }
         };
         let in_channels = parsed.in_channels();
         if in_channels != config.channels {

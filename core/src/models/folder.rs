@@ -43,6 +43,10 @@ pub enum ModelKind {
     AudioDiffusionAutoencoder,
     /// `AudioDiffusionConditional`: generation conditioned on a token embedding.
     AudioDiffusionConditional,
+    /// The band-extension upsampler (`models::bandext`, not a reference class): its folder's
+    /// `config.json` is `{"kind": "BandExtension", "config": {..}}`, opened by
+    /// [`crate::render::Model::open`] like every other kind.
+    BandExtension,
 }
 
 /// A sampler, written like the reference constructor tree.
@@ -88,6 +92,18 @@ pub enum ScheduleSetting {
         #[serde(default = "seven")]
         rho: f64,
     },
+}
+
+impl SamplerSetting {
+    /// The sampler kind this constructor names (the one list of sampler names).
+    pub fn kind(&self) -> crate::sampler::SamplerKind {
+        use crate::sampler::SamplerKind;
+        match self {
+            Self::AEulerSampler {} => SamplerKind::Aeuler,
+            Self::ADPM2Sampler { .. } => SamplerKind::Adpm2,
+            Self::KarrasSampler { .. } => SamplerKind::Karras,
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -220,6 +236,12 @@ impl FolderConfig {
                     "this build reads version {FORMAT_VERSION}, the folder has {}",
                     self.format_version
                 ),
+            ));
+        }
+        if self.kind == ModelKind::BandExtension {
+            return Err(Error::config(
+                field("kind"),
+                "a BandExtension folder holds {\"kind\", \"config\"}, not a diffusion model's config; open it with render::Model::open",
             ));
         }
         self.validate_sizes(path)?;

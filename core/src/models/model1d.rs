@@ -68,4 +68,24 @@ impl<N: Net> Model1d<N> {
         };
         sampler.sample(start_noise, None, inputs, noise, on_step)
     }
+
+    /// Audio-to-audio: `x` noised to `strength` of the largest sigma and denoised from there
+    /// ([`DiffusionSampler::sample_from`]).
+    pub fn vary(
+        &self,
+        x: &Tensor,
+        strength: f64,
+        sampling: &Sampling,
+        inputs: &NetInputs,
+        noise: &mut dyn NoiseSource,
+        on_step: &mut OnStep<'_>,
+    ) -> Result<Tensor> {
+        let sampler = DiffusionSampler {
+            diffusion: self.diffusion.as_diffusion(),
+            sampler: sampling.sampler.as_ref(),
+            schedule: sampling.schedule.as_ref(),
+            num_steps: Some(sampling.num_steps),
+        };
+        sampler.sample_from(x, strength, None, inputs, noise, on_step)
+    }
 }

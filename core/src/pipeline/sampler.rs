@@ -44,4 +44,59 @@ impl DiffusionSampler<'_> {
             .sample(&denoiser, start_noise, &sigmas, noise, on_step)?;
         Ok(x.clamp(-1.0, 1.0)?)
     }
+
+    /// Audio-to-audio ("variation", the init audio of stable-audio-tools): `x (batch, channels,
+    /// length)` noised to `strength` (in (0, 1]) of the schedule's largest sigma, then denoised
+    /// from there: the schedule of `num_steps` is cut to the sigmas at or below
+    /// `strength * sigma_max` (at least one step), `x + sigma_start * n` starts the sampler.
+    /// Strength 1 starts from the full schedule with `x` added to the start noise. Returns
+    /// `clamp(x, -1, 1)`.
+    pub fn sample_from(
+        &self,
+        x: &Tensor,
+        strength: f64,
+        num_steps: Option<usize>,
+        inputs: &NetInputs,
+        noise: &mut dyn NoiseSource,
+        on_step: &mut OnStep<'_>,
+    ) -> Result<Tensor> {
+        if !(strength > 0.0 && strength <= 1.0) {
+            return Err(Error::input(
+                "strength",
+                format!("must be above 0 and at most 1, got {strength}"),
+            ));
+        }
+        let num_steps = num_steps.or(self.num_steps).ok_or_else(|| {
+            Error::config("num_steps", "give num_steps to the sampler or to the call")
+        })?;
+        let sigmas = self.schedule.sigmas(num_steps)?;
+        if sigmas.len() < 2 {
+            return Err(Error::input("num_steps", "the schedule has fewer than 2 sigmas"));
+        }
+        let target = strength * sigmas[0];
+        let first = sigmas
+            .iter()
+            .position(|s| *s <= target * (1.0 + 1e-12))
+            .unwrap_or(sigmas.len() - 2)
+            .min(sigmas.len() - 2);
+        let tail = &sigmas[first..];
+        let sigma = tail[0];
+        if !(sigma > 0.0) {
+            return Err(Error::input(
+                "strength",
+                format!("{strength} leaves no noise level to start from"),
+            ));
+        }
+        // The sampler starts from `start * sigma`: unit noise plus the clean signal over sigma.
+        let unit = noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?;
+        let start = (unit + (x / sigma)?)?;
+        let denoiser = ObjectiveDenoiser {
+            diffusion: self.diffusion,
+            inputs,
+        };
+        let y = self
+            .sampler
+            .sample(&denoiser, &start, tail, noise, on_step)?;
+        Ok(y.clamp(-1.0, 1.0)?)
+    }
 }

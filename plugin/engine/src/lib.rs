@@ -7,10 +7,9 @@
 //! - [`Processor`] on the audio thread (capture, trigger, playback, mix),
 //! - [`worker`]: the named render thread that owns the [`Renderer`].
 
-pub mod bandext_renderer;
 pub mod buffer;
-pub mod core_renderer;
 pub mod error;
+pub mod model_renderer;
 pub mod params;
 pub mod processor;
 pub mod renderer;
@@ -26,6 +25,7 @@ pub use params::{Param, ParamSpec, ParamValues, PARAMS};
 pub use processor::{Processor, Transport};
 pub use renderer::{Progress, RenderSettings, Renderer, RendererFactory, SamplerKind};
 pub use shared::Shared;
+pub use model_renderer::ModelRenderer;
 pub use sketch::SketchRenderer;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -117,6 +117,12 @@ impl Engine {
     /// silence.
     pub fn set_offline(&self, on: bool) {
         self.shared.set_offline(on);
+    }
+
+    /// The rendered result kept for playback and the project (at the host rate it was delivered
+    /// at), if any.
+    pub fn result(&self) -> Option<AudioBuf> {
+        self.shared.stored().result.clone()
     }
 
     /// Serialises parameters, model path, captured clip and rendered result.

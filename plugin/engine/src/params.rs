@@ -110,14 +110,19 @@ pub struct ParamSpec {
 
 /// Render modes, in the order of the `mode` parameter.
 pub const MODES: &[&str] = &["Generate", "Upsample", "Inpaint", "Continue"];
-/// Samplers of audio-diffusion-pytorch 0.0.61, in the order of the `sampler` parameter.
-pub const SAMPLERS: &[&str] = &["ADPM2", "AEuler", "Karras"];
-/// Upsample factors, in the order of the `factor` parameter (index `i` is factor `2^(i+1)`).
-pub const FACTORS: &[&str] = &["x2", "x4", "x8"];
+/// Samplers, in the order of the `sampler` parameter: adiff-core's one list.
+pub const SAMPLERS: &[&str] = &adiff_core::sampler::SamplerKind::NAMES;
+/// Upsample choices, in the order of the `factor` parameter: index `i < 3` says the captured
+/// clip's band ends at its rate over `2 * 2^(i+1)`; "Auto" measures where it ends.
+pub const FACTORS: &[&str] = &["x2", "x4", "x8", "Auto"];
 
-/// The upsample factor of the `factor` parameter's index (2, 4 or 8).
+/// The upsample factor of the `factor` parameter's index (2, 4 or 8; 0 for "Auto").
 pub fn factor_from_index(i: usize) -> usize {
-    2 << i.min(FACTORS.len() - 1)
+    if i >= 3 {
+        0
+    } else {
+        2 << i
+    }
 }
 const ON_OFF: Kind = Kind::Bool;
 
@@ -170,7 +175,7 @@ pub static PARAMS: [ParamSpec; PARAM_COUNT] = [
         "sampler",
         "Sampler",
         0.0,
-        2.0,
+        (SAMPLERS.len() - 1) as f64,
         0.0,
         Kind::Choice(SAMPLERS),
         AUTO,
@@ -341,7 +346,7 @@ pub static PARAMS: [ParamSpec; PARAM_COUNT] = [
         "factor",
         "Upsample Factor",
         0.0,
-        2.0,
+        3.0,
         1.0,
         Kind::Choice(FACTORS),
         AUTO,

@@ -237,7 +237,8 @@ impl Processor {
             mode: Mode::from_index(p.get(Param::Mode) as usize),
             settings: RenderSettings {
                 steps: p.get(Param::Steps) as usize,
-                sampler: SamplerKind::from_index(p.get(Param::Sampler) as usize),
+                sampler: SamplerKind::from_index(p.get(Param::Sampler) as usize)
+                    .unwrap_or(SamplerKind::Adpm2),
                 seed: p.get(Param::Seed) as u64,
                 guidance: p.get(Param::Guidance) as f32,
                 factor: crate::params::factor_from_index(p.get(Param::Factor) as usize),

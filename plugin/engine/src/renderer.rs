@@ -1,31 +1,14 @@
-//! The model behind the plugin, as the worker sees it: four renders on stereo buffers at the
-//! model's rate, each reporting progress and honouring cancel between steps.
+//! The model behind the plugin, as the worker sees it: four renders on stereo buffers, each
+//! reporting progress and honouring cancel between steps. Captured clips come at their own rate
+//! (the host's when captured); results may come at any rate, and the worker brings them to the
+//! host's.
 
 use crate::buffer::AudioBuf;
 use crate::error::Result;
 use std::path::Path;
 
-/// Sampler choice (the `sampler` parameter), the samplers of audio-diffusion-pytorch 0.0.61.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SamplerKind {
-    /// `ADPM2Sampler` (the only one that can inpaint in 0.0.61).
-    Adpm2,
-    /// `AEulerSampler`.
-    AEuler,
-    /// `KarrasSampler`.
-    Karras,
-}
-
-impl SamplerKind {
-    /// From the `sampler` parameter's index.
-    pub fn from_index(i: usize) -> Self {
-        match i {
-            1 => Self::AEuler,
-            2 => Self::Karras,
-            _ => Self::Adpm2,
-        }
-    }
-}
+/// Sampler choice (the `sampler` parameter): adiff-core's one list.
+pub use adiff_core::sampler::SamplerKind;
 
 /// Settings shared by all renders.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,29 +19,22 @@ pub struct RenderSettings {
     pub sampler: SamplerKind,
     /// Seed of every random draw of the render.
     pub seed: u64,
-    /// Classifier-free guidance scale (ignored by unconditional models).
+    /// Classifier-free guidance scale (no shipped model takes guidance yet; unused).
     pub guidance: f32,
-    /// Upsample factor (2, 4 or 8): the captured clip's band ends at the rate over `2 * factor`
-    /// (used by band-extension models; a diffusion upsampler uses its own factor).
+    /// Upsample: the captured clip's band ends at its rate over `2 * factor` (2, 4 or 8); 0
+    /// measures where it ends.
     pub factor: usize,
 }
 
 /// Called with the fraction done (0..=1) after each step; returns `false` to cancel.
 pub type Progress<'a> = &'a mut dyn FnMut(f32) -> bool;
 
-/// A model the worker drives. Buffers in and out are at [`Renderer::sample_rate`].
+/// A model the worker drives.
 pub trait Renderer: Send {
-    /// The model's sample rate, Hz.
+    /// The rate at which [`Renderer::generate`] counts its frames, Hz.
     fn sample_rate(&self) -> f64;
 
-    /// The rate [`Renderer::upsample`] takes and returns when the host runs at `host` Hz: the
-    /// model's rate, unless the model works at any rate.
-    fn upsample_rate(&self, host: f64) -> f64 {
-        let _ = host;
-        self.sample_rate()
-    }
-
-    /// Unconditional generation of `frames` frames.
+    /// Unconditional generation of `frames` frames at [`Renderer::sample_rate`].
     fn generate(
         &mut self,
         frames: usize,
@@ -66,7 +42,7 @@ pub trait Renderer: Send {
         progress: Progress<'_>,
     ) -> Result<AudioBuf>;
 
-    /// The clip made full-band (same length).
+    /// The clip made full-band.
     fn upsample(
         &mut self,
         clip: &AudioBuf,
@@ -74,7 +50,7 @@ pub trait Renderer: Send {
         progress: Progress<'_>,
     ) -> Result<AudioBuf>;
 
-    /// The clip with frames `start..end` regenerated (same length).
+    /// The clip with frames `start..end` (at the clip's rate) regenerated.
     fn inpaint(
         &mut self,
         clip: &AudioBuf,
@@ -84,7 +60,7 @@ pub trait Renderer: Send {
         progress: Progress<'_>,
     ) -> Result<AudioBuf>;
 
-    /// The clip followed by `frames` new frames, generated span by span.
+    /// The clip followed by `frames` new frames (at the clip's rate), generated span by span.
     fn continue_clip(
         &mut self,
         clip: &AudioBuf,
@@ -92,6 +68,11 @@ pub trait Renderer: Send {
         s: &RenderSettings,
         progress: Progress<'_>,
     ) -> Result<AudioBuf>;
+
+    /// A line about the last render for the user (the measured cut-off of an upsampling), once.
+    fn take_note(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Builds a renderer from a model folder (`None`: the embedded default). Runs on the worker, on

@@ -1,11 +1,13 @@
 //! `SketchRenderer`: a tiny deterministic model built in code, for testing the engine and the
 //! adapters without weights. It is not a diffusion model: `steps` steps each halve the distance
 //! to a target made of the input and seeded noise, so its output is a pure function of (input,
-//! seed, steps) and a render reports `steps` cancellable steps.
+//! seed, steps) and a render reports `steps` cancellable steps. Clips are brought to its rate
+//! first.
 
 use crate::buffer::AudioBuf;
 use crate::error::{EngineError, Result};
 use crate::renderer::{Progress, RenderSettings, Renderer};
+use crate::resample::resample;
 use std::time::Duration;
 
 /// The in-code test model.
@@ -124,6 +126,7 @@ impl Renderer for SketchRenderer {
         s: &RenderSettings,
         progress: Progress<'_>,
     ) -> Result<AudioBuf> {
+        let clip = &resample(clip, self.rate);
         let target = add(clip, &self.detail(clip.len(), s.seed, 0.05));
         let mut x = clip.clone();
         self.refine(&mut x, &target, s, progress)?;
@@ -138,6 +141,10 @@ impl Renderer for SketchRenderer {
         s: &RenderSettings,
         progress: Progress<'_>,
     ) -> Result<AudioBuf> {
+        // The region comes at the clip's rate; the sketch works at its own.
+        let scale = |i: usize| (i as f64 * self.rate / clip.rate).round() as usize;
+        let (start, end) = (scale(start), scale(end));
+        let clip = &resample(clip, self.rate);
         let mut target = clip.clone();
         let fill = self.detail(clip.len(), s.seed, 0.25);
         for c in 0..2 {
@@ -158,6 +165,8 @@ impl Renderer for SketchRenderer {
         s: &RenderSettings,
         progress: Progress<'_>,
     ) -> Result<AudioBuf> {
+        let frames = (frames as f64 * self.rate / clip.rate).round() as usize;
+        let clip = &resample(clip, self.rate);
         let more = self.generate(frames, s, progress)?;
         let join = |c| {
             clip.channel(c)

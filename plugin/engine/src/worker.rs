@@ -283,17 +283,18 @@ impl WorkerState {
             shared.set_progress(0.99 * f);
             shared.is_current(gen)
         };
-        let model_rate = renderer.sample_rate();
+        let gen_rate = renderer.sample_rate();
         let host = self.shared.host_rate();
-        let seconds = |s: f64| (s.max(0.0) * model_rate).round() as usize;
+        let frames = |s: f64, rate: f64| (s.max(0.0) * rate).round() as usize;
         let captured = if r.mode == Mode::Generate {
             None
         } else {
             self.shared.stored().captured.clone()
         };
+        // The captured clip goes to the renderer at its own rate: the model plans the rates.
         let out = match (r.mode, captured) {
             (Mode::Generate, _) => {
-                renderer.generate(seconds(r.length), &r.settings, &mut progress)?
+                renderer.generate(frames(r.length, gen_rate), &r.settings, &mut progress)?
             }
             (_, None) => {
                 return Err(EngineError::Render {
@@ -301,16 +302,11 @@ impl WorkerState {
                     reason: "no captured clip".into(),
                 })
             }
-            (Mode::Upsample, Some(c)) => renderer.upsample(
-                &resample(&c, renderer.upsample_rate(host)),
-                &r.settings,
-                &mut progress,
-            )?,
+            (Mode::Upsample, Some(c)) => renderer.upsample(&c, &r.settings, &mut progress)?,
             (Mode::Inpaint, Some(c)) => {
-                let clip = resample(&c, model_rate);
                 let (start, end) = (
-                    seconds(r.region.0).min(clip.len()),
-                    seconds(r.region.1).min(clip.len()),
+                    frames(r.region.0, c.rate).min(c.len()),
+                    frames(r.region.1, c.rate).min(c.len()),
                 );
                 if start >= end {
                     let reason = format!(
@@ -324,15 +320,18 @@ impl WorkerState {
                         reason,
                     });
                 }
-                renderer.inpaint(&clip, start, end, &r.settings, &mut progress)?
+                renderer.inpaint(&c, start, end, &r.settings, &mut progress)?
             }
             (Mode::Continue, Some(c)) => renderer.continue_clip(
-                &resample(&c, model_rate),
-                seconds(r.length),
+                &c,
+                frames(r.length, c.rate),
                 &r.settings,
                 &mut progress,
             )?,
         };
+        if let Some(note) = renderer.take_note() {
+            self.shared.log(note);
+        }
         if !self.shared.is_current(gen) {
             return Err(EngineError::Cancelled);
         }

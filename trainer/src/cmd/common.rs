@@ -1,45 +1,28 @@
-//! What every offline command shares: the sampling options, the device, the progress bar, and the
-//! checks on input and output paths.
+//! What every offline command shares: the sampling options, the model, the device, the progress
+//! bar, and the checks on input and output paths.
 
 use adiff_core::audio::limits;
 use adiff_core::files::same_file;
-use adiff_core::models::folder::{SamplerSetting, SamplingDefaults, ScheduleSetting, MAX_STEPS};
-use adiff_core::models::Sampling;
-use adiff_core::sampler::{
-    ADPM2Sampler, AEulerSampler, DpmPp2MSampler, EulerSampler, HeunSampler, KarrasSampler, Sampler,
-    StepInfo,
-};
-use adiff_core::schedule::{KarrasSchedule, Schedule};
-use adiff_core::Compat;
-use anyhow::{bail, Result};
+use adiff_core::render::{shipped, Model, RenderOptions, ScheduleKind};
+use adiff_core::sampler::SamplerKind;
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use clap::{Args, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-/// The samplers the command line offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SamplerName {
-    /// Ancestral Euler (the reference default).
-    Aeuler,
-    /// Ancestral DPM2 (two network calls a step).
-    Adpm2,
-    /// Karras' stochastic Heun sampler (deterministic without churn).
-    Karras,
-    /// Heun's second-order method (deterministic).
-    Heun,
-    /// Euler's first-order method (deterministic).
-    Euler,
-    /// DPM-Solver++(2M) (deterministic, one call a step).
-    Dpmpp2m,
+/// `--sampler`: the names of [`SamplerKind`], the one sampler list.
+fn sampler_parser() -> impl TypedValueParser<Value = SamplerKind> {
+    PossibleValuesParser::new(SamplerKind::ALL.map(SamplerKind::name))
+        .try_map(|s| s.parse::<SamplerKind>())
 }
 
-/// The sigma schedules the command line offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScheduleName {
-    /// Karras et al. (2022) with the model's sigma range (the reference default: 1e-4 to 3, rho 9).
-    Karras,
+/// `--schedule`: the names of [`ScheduleKind`].
+fn schedule_parser() -> impl TypedValueParser<Value = ScheduleKind> {
+    PossibleValuesParser::new(ScheduleKind::ALL.map(ScheduleKind::name))
+        .try_map(|s| s.parse::<ScheduleKind>())
 }
 
 /// Sampling options of every command that samples.
@@ -48,12 +31,12 @@ pub struct SamplingArgs {
     /// Number of sampling steps, 2 to 10000 (default: the model's).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Sampler (default: the model's).
-    #[arg(long, value_enum)]
-    pub sampler: Option<SamplerName>,
+    /// Sampler (default: the model's; inpaint and continue need adpm2, their default).
+    #[arg(long, value_parser = sampler_parser())]
+    pub sampler: Option<SamplerKind>,
     /// Sigma schedule (default: the model's).
-    #[arg(long, value_enum)]
-    pub schedule: Option<ScheduleName>,
+    #[arg(long, value_parser = schedule_parser())]
+    pub schedule: Option<ScheduleKind>,
     /// Seed of every random draw: the same seed gives the same output.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,92 +54,59 @@ impl SamplingArgs {
         Ok(adiff_core::device::parse_device(&self.device)?)
     }
 
-    /// The sampling settings: the model's defaults, overridden by the options given.
-    pub fn sampling(&self, defaults: &SamplingDefaults, compat: Compat) -> Result<Sampling> {
-        let mut s = Sampling::from_settings(defaults, compat)?;
-        if let Some(n) = self.steps {
-            if !(2..=MAX_STEPS).contains(&n) {
-                bail!("--steps must be 2 to {MAX_STEPS}, got {n}");
-            }
-            s.num_steps = n;
+    /// The render options these arguments give.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions {
+            steps: self.steps,
+            sampler: self.sampler,
+            schedule: self.schedule,
+            seed: self.seed,
+            guidance: self.guidance,
+            ..RenderOptions::default()
         }
-        if let Some(name) = self.sampler {
-            s.sampler = sampler_named(name, defaults, compat);
-        }
-        if let Some(ScheduleName::Karras) = self.schedule {
-            s.schedule = karras_of(defaults, compat);
-        }
-        if self.guidance.is_some() {
-            // Only conditional models use classifier-free guidance, and no command drives one yet.
-            bail!("--guidance applies to conditional models only; this command's model takes no guidance");
-        }
-        Ok(s)
     }
 }
 
-fn karras_of(defaults: &SamplingDefaults, compat: Compat) -> Box<dyn Schedule> {
-    #[allow(unreachable_patterns)]
-    let (sigma_min, sigma_max, rho) = match defaults.sigma_schedule {
-        ScheduleSetting::KarrasSchedule {
-            sigma_min,
-            sigma_max,
-            rho,
-        } => (sigma_min, sigma_max, rho),
-        // A model whose default schedule is of another family: the reference's Karras range.
-        _ => (1e-4, 3.0, 9.0),
-    };
-    Box::new(KarrasSchedule {
-        sigma_min,
-        sigma_max,
-        rho,
-        compat,
-    })
-}
-
-fn sampler_named(
-    name: SamplerName,
-    defaults: &SamplingDefaults,
-    compat: Compat,
-) -> Box<dyn Sampler> {
-    match name {
-        SamplerName::Aeuler => Box::new(AEulerSampler { compat }),
-        SamplerName::Adpm2 => {
-            let rho = match defaults.sampler {
-                SamplerSetting::ADPM2Sampler { rho } => rho,
-                _ => 1.0,
-            };
-            Box::new(ADPM2Sampler { rho, compat })
-        }
-        SamplerName::Karras => Box::new(KarrasSampler {
-            params: HeunSampler::default(),
-            compat,
-        }),
-        SamplerName::Heun => Box::new(HeunSampler::default()),
-        SamplerName::Euler => Box::new(EulerSampler),
-        SamplerName::Dpmpp2m => Box::new(DpmPp2MSampler),
+/// The model of `--model DIR` on the device of `--device`; with no folder, the shipped upsampler
+/// when `shipped_default` (`adiff upsample`), else a message that the command needs one.
+pub fn open_model(given: Option<&PathBuf>, sampling: &SamplingArgs, shipped_default: bool) -> Result<Model> {
+    let device = sampling.device()?;
+    match given {
+        Some(dir) => Model::open(dir, &device)
+            .with_context(|| format!("opening model folder {}", dir.display())),
+        None if shipped_default => Ok(shipped::upsampler()?),
+        None => bail!("no shipped model for this command (only `adiff upsample` has a default): give a model folder with --model DIR (config.json + model.safetensors)"),
     }
 }
 
-/// A progress bar over sampling steps, with the estimated time left; hidden when stderr is not a
-/// terminal.
-pub fn step_bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+/// Runs `job` with a progress bar over its fraction done (hidden when stderr is not a terminal).
+pub fn with_progress<T>(
+    what: &str,
+    job: impl FnOnce(&mut dyn FnMut(f32) -> ControlFlow<()>) -> adiff_core::Result<T>,
+) -> Result<T> {
+    let bar = ProgressBar::new(1000);
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {percent}%, {elapsed} elapsed, ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what.to_string());
-    bar
+    let out = job(&mut |f: f32| {
+        bar.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
+        ControlFlow::Continue(())
+    });
+    bar.finish_and_clear();
+    out.with_context(|| what.to_string())
 }
 
-/// A per-step callback that advances `bar` by one step.
-pub fn on_step(bar: &ProgressBar) -> impl FnMut(&StepInfo) -> ControlFlow<()> + '_ {
-    move |_info: &StepInfo| {
-        bar.inc(1);
-        ControlFlow::Continue(())
-    }
+/// Prints the result line of a command that wrote `clip` to `path`.
+pub fn report_written(path: &Path, clip: &adiff_core::audio::AudioClip) {
+    println!(
+        "wrote {} ({} Hz, {} channels, {:.2} s)",
+        path.display(),
+        clip.sample_rate(),
+        clip.num_channels(),
+        clip.duration_secs()
+    );
 }
 
 /// Refuses an output path that is the input under any name (the same file by identity: a hard
@@ -237,13 +187,4 @@ pub struct InputArgs {
     /// note) instead of refusing the file.
     #[arg(long)]
     pub repair_samples: bool,
-}
-
-/// The model folder of a command other than `upsample`: `--model` (only the upsampler ships; it is
-/// `adiff upsample`'s default).
-pub fn model_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
-    match given {
-        Some(p) => Ok(p.clone()),
-        None => bail!("no shipped model for this command (only `adiff upsample` has a default): give a model folder with --model DIR (config.json + model.safetensors)"),
-    }
 }

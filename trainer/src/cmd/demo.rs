@@ -8,13 +8,11 @@
 //!    upsampler): size and one timed forward pass. Its weights are random; it is not the shipped
 //!    model.
 
-use super::shipped;
 use super::speed::time_unet;
 use super::upsample::write_before_after;
 use adiff_core::audio::metrics::clip_metrics;
 use adiff_core::audio::{write_wav, AudioClip, WavEncoding};
 use adiff_core::models::bandext::{sinc_down, sinc_up};
-use adiff_core::noise::SeededNoise;
 use adiff_core::unet::UNet1dConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -114,11 +112,16 @@ fn shipped_model(args: &DemoArgs) -> Result<()> {
     let low_rate = DEMO_RATE / k as u32;
     println!("== 1. the shipped trained upsampler (models/upsampler, embedded) ==");
     println!("a band-extension model: sinc upsampling keeps the known band, a learned regression predicts the high band's envelope, a phase-retrieved fill supplies it (not a diffusion model; docs/models.md)");
-    let model = shipped::upsampler()?;
+    let model = adiff_core::render::shipped::upsampler()?;
     let original = example_clip(args.seconds, k)?;
     let low = AudioClip::mono(low_rate, sinc_down(&original.channels()[0], k)?)?;
     let t0 = Instant::now();
-    let out = model.upsample_clip(&low, k, &mut SeededNoise::new(args.seed))?;
+    let (out, _) = model.upsample(
+        &low,
+        adiff_core::render::UpsampleTarget::Factor(Some(k)),
+        &adiff_core::render::RenderOptions::seeded(args.seed),
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    )?;
     let took = t0.elapsed().as_secs_f64();
     println!(
         "upsampled the {:.2} s example clip {low_rate} Hz -> x{k} -> {} Hz in {took:.2} s ({:.3} s per second of audio)",

@@ -1,20 +1,21 @@
-//! `adiff info`: a model folder's config, parameter count and expected speed.
+//! `adiff info`: a model folder's kind, config, parameter count and expected speed; or an audio
+//! file's rate, length and where its content ends (the cut-off `adiff upsample` restores above).
 
-use super::model;
+use super::audio::read_input;
 use super::speed::time_unet;
-use adiff_core::models::bandext::stage::Stage;
-use adiff_core::models::folder::{ModelFolder, ModelKind, CONFIG_FILE, WEIGHTS_FILE};
-use adiff_core::models::{AnyModel, ModelConfig};
+use adiff_core::audio::bandwidth;
+use adiff_core::models::folder::{ModelFolder, ModelKind};
+use adiff_core::render::Model;
 use adiff_core::unet::UNet1dConfig;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `adiff info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Model folder (config.json + model.safetensors).
+    /// Model folder (config.json + model.safetensors), or an audio file.
     pub model: PathBuf,
     /// Skip the timed forward pass.
     #[arg(long)]
@@ -43,32 +44,56 @@ fn unet_of(kind: ModelKind, kwargs: &serde_json::Value, channels: usize) -> Opti
             u.context_channels = None;
             u.use_cross_attention = false;
         }
+        ModelKind::BandExtension => return None,
     }
     Some(u)
 }
 
+/// An audio file's rate, length and measured bandwidth.
+fn audio_info(path: &Path) -> Result<()> {
+    let clip = read_input(path, false)?;
+    println!("audio file: {}", path.display());
+    println!(
+        "{} Hz, {} channels, {:.2} s",
+        clip.sample_rate(),
+        clip.num_channels(),
+        clip.duration_secs()
+    );
+    let b = bandwidth::detect(&clip).context("measuring the bandwidth")?;
+    if b.limited {
+        println!(
+            "content ends at {:.0} Hz (a {:.0} dB drop; Nyquist {:.0} Hz): `adiff upsample` restores the band above it",
+            b.cutoff_hz,
+            b.drop_db,
+            b.nyquist()
+        );
+    } else {
+        println!(
+            "content reaches the Nyquist frequency ({:.0} Hz): no missing band to restore",
+            b.nyquist()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let cfg = model::header(&args.model)?;
-    let folder = ModelFolder::load(&args.model, &Device::Cpu)?;
-    // Build the model and its stage as every command would, so `info` fails where they would.
-    let parameters = folder.parameter_count();
-    let config = ModelConfig::from_folder_config(&folder.config, &args.model.join(CONFIG_FILE))?;
-    AnyModel::build(
-        &config,
-        folder.config.compat,
-        folder.tensors,
-        &args.model.join(WEIGHTS_FILE),
-        &Device::Cpu,
-    )?;
-    Stage::load(&args.model, &cfg).with_context(|| {
-        format!(
-            "loading the band-extension stage of {}",
-            args.model.display()
-        )
-    })?;
+    if args.model.is_file() {
+        return audio_info(&args.model);
+    }
+    // Open the model as every command would, so `info` fails where they would.
+    let model = Model::open(&args.model, &Device::Cpu)
+        .with_context(|| format!("opening model folder {}", args.model.display()))?;
     println!("model folder: {}", args.model.display());
-    println!("kind: {:?}", cfg.kind);
+    println!("kind: {:?}", model.kind());
+    let Some(cfg) = model.config().cloned() else {
+        println!(
+            "a band-extension upsampler: works at any rate, factors {:?}",
+            model.factors()
+        );
+        return Ok(());
+    };
+    let parameters = ModelFolder::load(&args.model, &Device::Cpu)?.parameter_count();
     println!(
         "sample rate: {} Hz, channels: {}, window: {} samples ({:.2} s)",
         cfg.sample_rate,

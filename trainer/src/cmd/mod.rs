@@ -11,8 +11,5 @@ pub mod eval;
 pub mod generate;
 pub mod info;
 pub mod inpaint;
-pub mod model;
-pub mod run;
-pub mod shipped;
 pub mod speed;
 pub mod upsample;

@@ -33,17 +33,42 @@ pub fn upsample_streaming(
     emit: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
 ) -> Result<()> {
     let (chunk, overlap) = chunking(factor);
-    let n = clip.len();
     let k = factor;
+    process_chunks(clip, chunk, overlap, k, &mut |piece| {
+        piece
+            .iter()
+            .map(|c| {
+                let mut y = model.upsample_signal(c, k, noise)?;
+                y.resize(c.len() * k, 0.0);
+                Ok(y)
+            })
+            .collect()
+    }, emit)
+}
+
+/// Runs `per_chunk` over `clip` cut into chunks of `chunk` input frames that overlap by
+/// `overlap`; each call gets one slice per channel and returns `scale` output frames per input
+/// frame per channel. Neighbours are crossfaded linearly over their overlap and the finished
+/// frames handed to `emit` in order (`scale` x the input's length in all), so memory does not
+/// grow with the clip.
+pub fn process_chunks(
+    clip: &AudioClip,
+    chunk: usize,
+    overlap: usize,
+    scale: usize,
+    per_chunk: &mut dyn FnMut(&[&[f32]]) -> Result<Vec<Vec<f32>>>,
+    emit: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
+) -> Result<()> {
+    let n = clip.len();
+    let chunk = chunk.max(overlap + 1);
     let mut tail: Option<Vec<Vec<f32>>> = None;
     let mut start = 0;
     loop {
         let end = (start + chunk).min(n);
-        let mut ys = Vec::with_capacity(clip.num_channels());
-        for c in clip.channels() {
-            let mut y = model.upsample_signal(&c[start..end], k, noise)?;
-            y.resize((end - start) * k, 0.0);
-            ys.push(y);
+        let piece: Vec<&[f32]> = clip.channels().iter().map(|c| &c[start..end]).collect();
+        let mut ys = per_chunk(&piece)?;
+        for y in &mut ys {
+            y.resize((end - start) * scale, 0.0);
         }
         if let Some(prev) = tail.take() {
             crossfade(&prev, &mut ys);
@@ -52,7 +77,7 @@ pub fn upsample_streaming(
         let keep_from = if last {
             ys[0].len()
         } else {
-            ys[0].len() - overlap * k
+            ys[0].len() - overlap * scale
         };
         let block: Vec<&[f32]> = ys.iter().map(|y| &y[..keep_from]).collect();
         emit(&block)?;

@@ -1,0 +1,364 @@
+//! Generation, inpainting, continuation and variation.
+
+use super::layout::{at_rate, check_finite, exact_length, from_model, seam, splice, to_model};
+use super::{Inner, Model, OnProgress, RenderOptions};
+use crate::audio::splice::restore_mask;
+use crate::audio::{limits, AudioClip};
+use crate::models::bandext::stage::Stage;
+use crate::models::folder::FolderConfig;
+use crate::models::{AnyModel, AudioDiffusionModel};
+use crate::pipeline::sample_in_windows;
+use crate::sampler::StepInfo;
+use crate::{Error, NoiseSource, Result, SeededNoise};
+use candle_core::Tensor;
+use std::ops::ControlFlow;
+
+/// Longest generation, in model windows: the whole clip goes through the network at once, and its
+/// memory grows with the length (the default UNet needs about 3.5 KB a sample).
+pub const MAX_GENERATE_WINDOWS: usize = 8;
+/// Longest stretch one inpainting regenerates, in model windows (from the first to the last
+/// regenerated sample).
+pub const MAX_SPAN_WINDOWS: usize = 8;
+/// Most RePaint resamples per step (each is a full network call).
+pub const MAX_RESAMPLES: usize = 100;
+/// Most spans one continuation may add.
+pub const MAX_SPANS: usize = 1000;
+
+/// What inpainting keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keep {
+    /// Everything but the span `[start, end)`, in seconds into the clip.
+    Outside {
+        /// Start of the span to regenerate (s).
+        start: f64,
+        /// End of the span to regenerate (s).
+        end: f64,
+    },
+    /// One entry per sample of the clip: `true` keeps it, `false` regenerates it.
+    Mask(Vec<bool>),
+}
+
+/// How much a continuation adds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Extend {
+    /// This many spans, each half a model window.
+    Spans(usize),
+    /// This many seconds (rounded up to whole spans for the network, cut back after).
+    Seconds(f64),
+}
+
+/// The pieces of a diffusion model a generator operation needs.
+struct Generator<'a> {
+    config: &'a FolderConfig,
+    model: &'a AudioDiffusionModel,
+    stage: Option<&'a Stage>,
+}
+
+/// A per-step callback reporting `step / total` to `on`.
+fn steps<'a, 'b: 'a>(
+    on: &'a mut (dyn FnMut(f32) -> ControlFlow<()> + 'b),
+) -> impl FnMut(&StepInfo) -> ControlFlow<()> + use<'a, 'b> {
+    move |s: &StepInfo| on(s.step as f32 / s.total.max(1) as f32)
+}
+
+impl Model {
+    fn generator(&self, what: &str) -> Result<Generator<'_>> {
+        match &self.inner {
+            Inner::Diffusion {
+                config,
+                model: AnyModel::Generator(model),
+                stage,
+            } => Ok(Generator {
+                config,
+                model,
+                stage: stage.as_ref(),
+            }),
+            _ => Err(self.cannot(what, "a generator (AudioDiffusionModel)")),
+        }
+    }
+
+    /// `seconds` of new audio (default: one model window), at [`Model::output_rate`].
+    pub fn generate(
+        &self,
+        seconds: Option<f64>,
+        opts: &RenderOptions,
+        on: OnProgress<'_>,
+    ) -> Result<AudioClip> {
+        let g = self.generator("generating")?;
+        opts.refuse_guidance()?;
+        let cfg = g.config;
+        let rate = cfg.sample_rate;
+        let window_secs = cfg.window_length as f64 / rate as f64;
+        let max_seconds = window_secs * MAX_GENERATE_WINDOWS as f64;
+        let want = match seconds {
+            Some(s) if s.is_finite() && s > 0.0 && s <= max_seconds + 1e-9 => {
+                (s * rate as f64).round() as usize
+            }
+            Some(s) => {
+                return Err(Error::input(
+                    "length",
+                    format!("must be above 0 and at most {max_seconds:.2} s for this model ({MAX_GENERATE_WINDOWS} windows of {window_secs:.2} s, generated at once; continuing makes longer audio), got {s}"),
+                ))
+            }
+            None => cfg.window_length,
+        };
+        if want == 0 {
+            return Err(Error::input(
+                "length",
+                format!("shorter than one sample at {rate} Hz"),
+            ));
+        }
+        let unit = g.model.config().unet.total_factor();
+        let len = want.div_ceil(unit) * unit;
+        let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
+        let mut noise = SeededNoise::new(opts.seed);
+        let start = noise.randn(&[1, cfg.channels, len], &self.device)?;
+        let y = g
+            .model
+            .sample(&start, &sampling, &mut noise, &mut steps(on))?;
+        let clip = from_model(&y.narrow(2, 0, want)?, super::Layout::Native, rate)?;
+        check_finite(&clip, &self.name)?;
+        match g.stage {
+            // The fill continues the same seeded stream.
+            Some(stage) => stage.apply(&clip, &mut noise),
+            None => Ok(clip),
+        }
+    }
+
+    /// `clip` with the samples `keep` does not keep regenerated (RePaint through the model's
+    /// inpainting sampler, `opts.resamples` per step), at the clip's rate and channel count (a
+    /// mono clip through a stereo model comes back stereo). Only the regenerated stretch and one
+    /// model window on each side go through the network; the rest is the input itself, with a
+    /// 10 ms crossfade at each seam.
+    pub fn inpaint(
+        &self,
+        clip: &AudioClip,
+        keep: &Keep,
+        opts: &RenderOptions,
+        on: OnProgress<'_>,
+    ) -> Result<AudioClip> {
+        let g = self.generator("inpainting")?;
+        opts.refuse_guidance()?;
+        let cfg = g.config;
+        let sampler = opts.inpainting_sampler(&cfg.sampling, cfg.compat, "inpainting")?;
+        let resamples = opts.resamples()?;
+        let r_in = clip.sample_rate();
+        let keep = keep_mask(keep, clip)?;
+        let Some(a_in) = keep.iter().position(|k| !k) else {
+            return Err(Error::input("inpaint span", "keeps every sample: nothing to regenerate"));
+        };
+        let b_in = keep.iter().rposition(|k| !k).map_or(a_in, |b| b + 1);
+        let max_secs = (cfg.window_length * MAX_SPAN_WINDOWS) as f64 / cfg.sample_rate as f64;
+        let span_secs = (b_in - a_in) as f64 / r_in as f64;
+        if span_secs > max_secs + 1e-9 {
+            return Err(Error::input(
+                "inpaint span",
+                format!("{span_secs:.2} s from the first to the last regenerated sample; at most {max_secs:.2} s ({MAX_SPAN_WINDOWS} model windows) at once"),
+            ));
+        }
+        let context =
+            (cfg.window_length as u64 * r_in as u64).div_ceil(cfg.sample_rate as u64) as usize;
+        let (lo, hi) = (a_in.saturating_sub(context), (b_in + context).min(clip.len()));
+        let region = at_rate(&clip.slice(lo, hi - lo), cfg.sample_rate)?;
+        // Each network sample keeps what the clip sample at its time keeps.
+        let ratio = |i: usize| ((i as u64 * r_in as u64) / cfg.sample_rate as u64) as usize;
+        let model_keep: Vec<bool> = (0..region.len())
+            .map(|i| keep.get(lo + ratio(i)).copied().unwrap_or(true))
+            .collect();
+        if model_keep.iter().all(|k| *k) {
+            return Err(Error::input(
+                "inpaint span",
+                format!("shorter than one sample at the model's {} Hz", cfg.sample_rate),
+            ));
+        }
+        let (x, layout) = to_model(&region, cfg.channels, &self.device)?;
+        let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
+        let mut noise = SeededNoise::new(opts.seed);
+        let y = g.model.inpaint_mask(
+            &x,
+            &model_keep,
+            &sampling,
+            sampler.as_ref(),
+            resamples,
+            &mut noise,
+            &mut steps(on),
+        )?;
+        let mut out = from_model(&y, layout, cfg.sample_rate)?;
+        check_finite(&out, &self.name)?;
+        if let Some(stage) = g.stage {
+            out = stage.apply(&out, &mut noise)?;
+        }
+        let out = exact_length(&at_rate(&out, r_in)?, hi - lo)?;
+        let base = clip.with_channels(out.num_channels())?;
+        let generated = splice(&base, &out, lo)?;
+        restore_mask(&base, &generated, &keep, seam(r_in))
+    }
+
+    /// `clip` followed by new audio, generated span by span (each span inpaints the second half of
+    /// a model window whose first half is the music so far), at the clip's rate; the clip itself
+    /// comes back untouched, crossfaded into the continuation over 10 ms.
+    pub fn continue_clip(
+        &self,
+        clip: &AudioClip,
+        extend: Extend,
+        opts: &RenderOptions,
+        on: OnProgress<'_>,
+    ) -> Result<AudioClip> {
+        let g = self.generator("continuing")?;
+        opts.refuse_guidance()?;
+        let cfg = g.config;
+        let sampler = opts.inpainting_sampler(&cfg.sampling, cfg.compat, "continuing")?;
+        let window = cfg.window_length;
+        let half = (window / 2).max(1);
+        let frames = match extend {
+            Extend::Spans(n) if (1..=MAX_SPANS).contains(&n) => n * half,
+            Extend::Spans(n) => {
+                return Err(Error::input(
+                    "spans",
+                    format!("must be 1 to {MAX_SPANS}, got {n}"),
+                ))
+            }
+            Extend::Seconds(s) if s.is_finite() && s > 0.0 && s <= limits::MAX_SECONDS => {
+                ((s * cfg.sample_rate as f64).round() as usize).max(1)
+            }
+            Extend::Seconds(s) => {
+                return Err(Error::input(
+                    "length",
+                    format!("must be above 0 and at most {:.0} s, got {s}", limits::MAX_SECONDS),
+                ))
+            }
+        };
+        if frames.div_ceil(half) > MAX_SPANS {
+            return Err(Error::input(
+                "length",
+                format!("{frames} samples would take more than {MAX_SPANS} spans"),
+            ));
+        }
+        let total = clip.duration_secs() + frames as f64 / cfg.sample_rate as f64;
+        if total > limits::MAX_SECONDS {
+            return Err(Error::input(
+                "length",
+                format!(
+                    "the continued clip would be {total:.0} s, more than the {:.0} s limit",
+                    limits::MAX_SECONDS
+                ),
+            ));
+        }
+        let at_model = at_rate(clip, cfg.sample_rate)?;
+        let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
+        let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
+        let mut noise = SeededNoise::new(opts.seed);
+        let new = g.model.continuation_with(
+            &x,
+            window,
+            frames,
+            &sampling,
+            sampler.as_ref(),
+            &mut noise,
+            &mut steps(on),
+        )?;
+        let y = Tensor::cat(&[&x, &new], 2)?;
+        let mut out = from_model(&y, layout, cfg.sample_rate)?;
+        check_finite(&out, &self.name)?;
+        if let Some(stage) = g.stage {
+            out = stage.apply(&out, &mut noise)?;
+        }
+        let out = at_rate(&out, clip.sample_rate())?;
+        let n = clip.len();
+        let base = clip.with_channels(out.num_channels())?;
+        let out = exact_length(&out, out.len().max(n))?;
+        crate::audio::splice::restore_known(&base, &out, n, n, seam(clip.sample_rate()))
+    }
+
+    /// A variation of `clip` (audio-to-audio, the "init audio" of stable-audio-tools): noised to
+    /// `opts.strength` of the schedule's largest noise level, then denoised by the model, window
+    /// by window with crossfades, at the clip's rate and length.
+    pub fn variation(
+        &self,
+        clip: &AudioClip,
+        opts: &RenderOptions,
+        on: OnProgress<'_>,
+    ) -> Result<AudioClip> {
+        let g = self.generator("a variation")?;
+        opts.refuse_guidance()?;
+        let strength = opts.strength()?;
+        if opts.sampler == Some(crate::sampler::SamplerKind::V) {
+            return Err(Error::input(
+                "sampler",
+                "a variation starts a k-diffusion sampler part-way; `v` cannot start there",
+            ));
+        }
+        let cfg = g.config;
+        let at_model = at_rate(clip, cfg.sample_rate)?;
+        let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
+        let unit = g.model.config().unet.total_factor();
+        let len = x.dim(2)?;
+        let x = x.pad_with_zeros(2, 0, len.div_ceil(unit) * unit - len)?;
+        let window = cfg.window_length.div_ceil(unit) * unit;
+        let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
+        let y = windowed(&x, window, 1, opts.seed, on, |piece, noise, on_step| {
+            g.model.vary(piece, strength, &sampling, noise, on_step)
+        })?;
+        let mut out = from_model(&y.narrow(2, 0, len)?, layout, cfg.sample_rate)?;
+        check_finite(&out, &self.name)?;
+        let mut noise = SeededNoise::new(opts.seed ^ 0x5eed_57a6e);
+        if let Some(stage) = g.stage {
+            out = stage.apply(&out, &mut noise)?;
+        }
+        exact_length(&at_rate(&out, clip.sample_rate())?, clip.len())
+    }
+}
+
+/// `job` over windows of `window` input samples with one seeded stream (the command line's and
+/// the plugin's windowing), reporting the fraction of all steps done.
+pub(crate) fn windowed<F: crate::pipeline::WindowJob>(
+    x: &Tensor,
+    window: usize,
+    scale: usize,
+    seed: u64,
+    on: OnProgress<'_>,
+    job: F,
+) -> Result<Tensor> {
+    sample_in_windows(x, window, scale, seed, |s| on(s.done()), job)
+}
+
+/// The per-sample keep mask of `keep` over `clip`.
+fn keep_mask(keep: &Keep, clip: &AudioClip) -> Result<Vec<bool>> {
+    let (rate, len) = (clip.sample_rate(), clip.len());
+    match keep {
+        Keep::Outside { start, end } => {
+            let (start, end) = (*start, *end);
+            if !(start.is_finite() && end.is_finite() && 0.0 <= start && start < end) {
+                return Err(Error::input(
+                    "inpaint span",
+                    format!("need 0 <= start < end, got {start} and {end}"),
+                ));
+            }
+            let (a, b) = (
+                (start * rate as f64).round() as usize,
+                (end * rate as f64).round() as usize,
+            );
+            if b > len {
+                return Err(Error::input(
+                    "inpaint span",
+                    format!(
+                        "the end {end} s is past the end of the clip ({:.3} s)",
+                        len as f64 / rate as f64
+                    ),
+                ));
+            }
+            if a >= b {
+                return Err(Error::input(
+                    "inpaint span",
+                    format!("{start}..{end} s is shorter than one sample at {rate} Hz"),
+                ));
+            }
+            Ok((0..len).map(|i| !(a..b).contains(&i)).collect())
+        }
+        Keep::Mask(m) if m.len() == len => Ok(m.clone()),
+        Keep::Mask(m) => Err(Error::input(
+            "inpaint mask",
+            format!("{} entries for a clip of {len} samples", m.len()),
+        )),
+    }
+}
