@@ -6,16 +6,15 @@
 mod plugin_common;
 
 use adiff_core::audio::AudioClip;
-use adiff_core::models::bandext::{sinc_down, BandExtension};
-use adiff_core::SeededNoise;
+use adiff_core::render::{shipped, RenderOptions, UpsampleTarget};
 use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind};
-use adiff_plugin::models::{DEFAULT_UPSAMPLER_CONFIG, DEFAULT_UPSAMPLER_WEIGHTS};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::prelude::*;
 use plugin_common::{instantiate, test_signal, Blocks, TestHost, MAX_BLOCK};
 use std::ffi::CString;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -95,24 +94,23 @@ fn play(
     blocks.run(processor, &vec![0.0; n], BLOCK)
 }
 
-/// What the default model's Upsample must play: `BandExtension::upsample_clip` of the clip brought
-/// down by `factor` (the reference's sinc `downsample`), seeded with `seed`; left channel.
+/// What the default model's Upsample by `factor` must play: adiff-core's same-rate upsampling of
+/// the captured (stereo, both sides `signal`) clip with the shipped upsampler, its band taken to
+/// end at `RATE / (2 factor)`, seeded with `seed`; left channel, at the clip's rate and length.
 fn default_upsample(signal: &[f32], factor: usize, seed: u64) -> Vec<f32> {
-    let model = BandExtension::from_bytes(
-        DEFAULT_UPSAMPLER_CONFIG,
-        DEFAULT_UPSAMPLER_WEIGHTS,
-        "models/upsampler",
-    )
-    .expect("the embedded model loads");
-    let low = sinc_down(signal, factor).expect("down");
-    let low = AudioClip::new(RATE as u32 / factor as u32, vec![low.clone(), low]).expect("clip");
-    let up = model
-        .upsample_clip(&low, factor, &mut SeededNoise::new(seed))
+    let clip = AudioClip::new(RATE as u32, vec![signal.to_vec(), signal.to_vec()]).expect("clip");
+    let (out, plan) = shipped::upsampler()
+        .expect("the embedded model loads")
+        .upsample(
+            &clip,
+            UpsampleTarget::Bandwidth(RATE / (2.0 * factor as f64)),
+            &RenderOptions::seeded(seed),
+            &mut |_| ControlFlow::Continue(()),
+        )
         .expect("upsamples");
-    let mut left = up.channels()[0].clone();
-    let n = left.len();
-    left.extend_from_slice(&signal[n..]);
-    left
+    assert_eq!((plan.out_rate, plan.factor), (RATE as u32, factor));
+    assert_eq!(out.len(), signal.len());
+    out.channels()[0].clone()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -152,6 +150,24 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
         assert_eq!(
             params.text_to_value(&mut h, ClapId::new(Param::Mode.id()), c"Inpaint"),
             Some(2.0)
+        );
+        // The sampler choices are adiff-core's seven sampler names, in order; the factor has
+        // "Auto" after x2, x4 and x8.
+        for (name, v) in [
+            (c"adpm2", 0.0),
+            (c"aeuler", 1.0),
+            (c"dpmpp2m", 5.0),
+            (c"v", 6.0),
+        ] {
+            assert_eq!(
+                params.text_to_value(&mut h, ClapId::new(Param::Sampler.id()), name),
+                Some(v),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            params.text_to_value(&mut h, ClapId::new(Param::Factor.id()), c"Auto"),
+            Some(3.0)
         );
     }
 

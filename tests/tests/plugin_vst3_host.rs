@@ -10,8 +10,11 @@
 
 mod plugin_vst3_common;
 
+use adiff_core::audio::AudioClip;
+use adiff_core::render::{shipped, RenderOptions, UpsampleTarget};
 use adiff_engine::{AudioBuf, Param, RenderSettings, Renderer, SamplerKind};
 use plugin_vst3_common::{test_signal, Effect, Handler, Module};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -163,6 +166,26 @@ fn vst3_bundle_captures_upsamples_plays_back_and_restores_state() {
         assert_eq!(info.defaultNormalizedValue, norm(Param::Gain, 0.0));
         assert_eq!(effect.controller.getParameterInfo(0, &mut info), kResultOk);
         assert_eq!((info.id, info.stepCount), (Param::Mode.id(), 3));
+        // Seven samplers (adiff-core's list) and four upsample choices (x2, x4, x8, Auto).
+        for (p, steps) in [(Param::Sampler, 6), (Param::Factor, 3)] {
+            let index = Param::all().position(|q| q == p).expect("listed");
+            assert_eq!(
+                effect.controller.getParameterInfo(index as i32, &mut info),
+                kResultOk
+            );
+            assert_eq!((info.id, info.stepCount), (p.id(), steps));
+        }
+        let mut aeuler: Vec<u16> = "aeuler".encode_utf16().chain([0]).collect();
+        let mut v = -1.0;
+        assert_eq!(
+            effect.controller.getParamValueByString(
+                Param::Sampler.id(),
+                aeuler.as_mut_ptr(),
+                &mut v
+            ),
+            kResultOk
+        );
+        assert_eq!(v, norm(Param::Sampler, 1.0));
         let mut text = [0u16; 128];
         let g = norm(Param::Gain, -6.0);
         assert_eq!(
@@ -261,6 +284,23 @@ fn vst3_bundle_captures_upsamples_plays_back_and_restores_state() {
     assert!(
         err < 1e-6,
         "played-back audio differs from the model's upsample by {err}"
+    );
+    // That is adiff-core's same-rate upsampling with the shipped upsampler, the band taken to end
+    // at RATE / (2 x 4) (the default factor x4), same seed.
+    let core = AudioClip::new(RATE as u32, vec![signal.clone(), signal.clone()]).expect("clip");
+    let (core, _) = shipped::upsampler()
+        .expect("the embedded model loads")
+        .upsample(
+            &core,
+            UpsampleTarget::Bandwidth(RATE / 8.0),
+            &RenderOptions::seeded(7),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect("upsamples");
+    let err = max_diff(&played, &core.channels()[0]);
+    assert!(
+        err < 1e-6,
+        "played-back audio differs from adiff-core's upsample by {err}"
     );
 
     // State into a fresh instance reproduces the output without re-rendering.

@@ -25,16 +25,18 @@ struct Cli {
 enum Command {
     /// Upsample an example clip with the embedded upsampler, then time a random-weight diffusion UNet.
     Demo(cmd::demo::DemoArgs),
-    /// Print a model folder's config, parameter count and expected speed.
+    /// Print a model folder's config and speed, or an audio file's rate and measured bandwidth.
     Info(cmd::info::InfoArgs),
     /// Generate audio with a generator model.
     Generate(cmd::generate::GenerateArgs),
-    /// Upsample audio by a factor with an upsampler model.
+    /// Restore a clip's missing highs (at its own rate, or by a factor) with an upsampler model.
     Upsample(cmd::upsample::UpsampleArgs),
     /// Regenerate a time span of a clip.
     Inpaint(cmd::inpaint::InpaintArgs),
     /// Extend a clip span by span.
     Continue(cmd::r#continue::ContinueArgs),
+    /// A variation of a clip (audio-to-audio) with a generator model.
+    Vary(cmd::vary::VaryArgs),
     /// Encode audio to an autoencoder latent.
     Encode(cmd::encode::EncodeArgs),
     /// Decode an autoencoder latent to audio.
@@ -55,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upsample(a) => cmd::upsample::run(&a),
         Command::Inpaint(a) => cmd::inpaint::run(&a),
         Command::Continue(a) => cmd::r#continue::run(&a),
+        Command::Vary(a) => cmd::vary::run(&a),
         Command::Encode(a) => cmd::encode::run(&a),
         Command::Decode(a) => cmd::decode::run(&a),
         Command::Convert(a) => cmd::convert::run(&a),

@@ -303,7 +303,7 @@ fn bad_inputs_are_refused_with_one_clear_line() {
     assert_eq!(read_audio(&good).unwrap().len(), 1600);
     // A generator command on an upsampler folder.
     let o = adiff(&["generate", "-o", o_, "--model", m]);
-    assert_refused(&o, "not a generator");
+    assert_refused(&o, "AudioDiffusionUpsampler; generating needs a generator");
 }
 
 #[test]

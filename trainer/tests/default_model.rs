@@ -145,9 +145,16 @@ fn the_shipped_folder_gives_the_default_output_and_rates_stay_exact() {
     );
     assert_eq!(other.len(), default.len());
     assert_ne!(other, default);
-    // Factors 2 and 8 too (the default factor is the model's first, 2).
-    let x2 = out("x2.wav", &[]);
+    // Factors 2 and 8 too.
+    let x2 = out("x2.wav", &["--factor", "2"]);
     assert_eq!((x2.sample_rate(), x2.len()), (22_050, 2 * clip.len()));
+    // Without --factor the output stays at the input's own rate and length (the band above the
+    // measured cut-off restored).
+    let same = out("same.wav", &["--seed", "5"]);
+    assert_eq!(
+        (same.sample_rate(), same.num_channels(), same.len()),
+        (11_025, 2, clip.len())
+    );
     let x8 = out("x8.wav", &["--factor", "8", "--model", m]);
     assert_eq!((x8.sample_rate(), x8.len()), (88_200, 8 * clip.len()));
 }
@@ -168,10 +175,9 @@ fn the_shipped_model_refuses_what_it_cannot_do_in_one_line() {
             vec!["upsample", i, "-o", o_, "--factor", "3", "--model", m],
             "not by 3",
         ),
-        (vec!["info", m], "only `adiff upsample` runs it"),
         (
             vec!["generate", "-o", o_, "--model", m],
-            "only `adiff upsample` runs it",
+            "BandExtension; generating needs a generator",
         ),
         (
             vec!["upsample", i, "-o", o_, "--guidance", "2"],
@@ -185,4 +191,10 @@ fn the_shipped_model_refuses_what_it_cannot_do_in_one_line() {
         assert_eq!(lines.len(), 1, "{err}");
         assert!(lines[0].contains(words), "{err}");
     }
+    // `adiff info` describes the folder: its kind and the factors it serves.
+    let said = run_ok(&["info", m]);
+    assert!(
+        said.contains("BandExtension") && said.contains("[2, 4, 8]"),
+        "{said}"
+    );
 }

@@ -5,7 +5,9 @@
 //! thread, render on the worker); its kept result is compared with the command line's WAV.
 
 use adiff_core::audio::{read_audio, write_wav, AudioClip, WavEncoding};
-use adiff_core::models::folder::{BandExtensionStage, FolderConfig, ModelFolder, ModelKind, BAND_EXTENSION_DIR};
+use adiff_core::models::folder::{
+    BandExtensionStage, FolderConfig, ModelFolder, ModelKind, BAND_EXTENSION_DIR,
+};
 use adiff_core::models::{
     AudioDiffusionModel, AudioDiffusionModelConfig, AudioDiffusionUpsampler,
     AudioDiffusionUpsamplerConfig,
@@ -84,7 +86,10 @@ fn clip(rate: u32, n: usize) -> [Vec<f32>; 2] {
                 [0.02, 0.05, 0.11, 0.2]
                     .iter()
                     .enumerate()
-                    .map(|(k, f)| 0.2 / (k + 1) as f64 * (std::f64::consts::TAU * f * rate as f64 * detune * t).sin())
+                    .map(|(k, f)| {
+                        0.2 / (k + 1) as f64
+                            * (std::f64::consts::TAU * f * rate as f64 * detune * t).sin()
+                    })
                     .sum::<f64>() as f32
             })
             .collect()
@@ -123,7 +128,12 @@ fn process(p: &mut Processor, l: &[f32], r: &[f32]) {
 
 /// The plugin engine at `host` Hz with model folder `model` (`None`: the embedded default):
 /// captures `input` on the audio thread, sets `params`, renders, and returns the kept result.
-fn plugin(model: Option<&Path>, host: u32, input: Option<&[Vec<f32>; 2]>, params: &[(Param, f64)]) -> AudioBuf {
+fn plugin(
+    model: Option<&Path>,
+    host: u32,
+    input: Option<&[Vec<f32>; 2]>,
+    params: &[(Param, f64)],
+) -> AudioBuf {
     let e = Engine::new(adiff_plugin::models::factory()).expect("engine");
     e.set_model_path(model.map(Path::to_path_buf));
     let mut p = e.activate(f64::from(host));
@@ -159,8 +169,17 @@ fn assert_same(what: &str, cli: &AudioClip, plugin: &AudioBuf) {
     for c in 0..2 {
         let want = &cli.channels()[c.min(cli.num_channels() - 1)];
         let got = plugin.channel(c);
-        let differ = want.iter().zip(got).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-        assert_eq!(differ, 0, "{what}: channel {c}: {differ} of {} samples differ", want.len());
+        let differ = want
+            .iter()
+            .zip(got)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "{what}: channel {c}: {differ} of {} samples differ",
+            want.len()
+        );
     }
     assert!(
         plugin.channel(0).iter().any(|v| v.abs() > 1e-4),
@@ -198,45 +217,77 @@ fn generate_inpaint_and_continue_match_for_a_generator_with_and_without_a_stage(
 
         // Generate: 0.5 s (two windows) with aeuler.
         let want = cli(
-            &[&["generate", "--seconds", "0.5", "--sampler", "aeuler"], &common[..]].concat(),
+            &[
+                &["generate", "--seconds", "0.5", "--sampler", "aeuler"],
+                &common[..],
+            ]
+            .concat(),
             &dir.join(format!("{tag}-gen.wav")),
         );
-        let got = plugin(Some(&model), out_rate, None, &[
-            (Param::Mode, 0.0),
-            (Param::Length, 0.5),
-            (Param::Sampler, 1.0),
-            (Param::Steps, STEPS as f64),
-            (Param::Seed, SEED as f64),
-        ]);
+        let got = plugin(
+            Some(&model),
+            out_rate,
+            None,
+            &[
+                (Param::Mode, 0.0),
+                (Param::Length, 0.5),
+                (Param::Sampler, 1.0),
+                (Param::Steps, STEPS as f64),
+                (Param::Seed, SEED as f64),
+            ],
+        );
         assert_same(&format!("{tag} generate"), &want, &got);
 
         // Inpaint 0.5 .. 0.75 s of a 1.5 s stereo clip, and continue it by 0.5 s (four spans).
         let input = clip(RATE, 3072);
         let wav = write(&dir, &format!("{tag}-in.wav"), RATE, &input);
         let want = cli(
-            &[&["inpaint", s(&wav), "--start", "0.5", "--end", "0.75", "--sampler", "adpm2"], &common[..]].concat(),
+            &[
+                &[
+                    "inpaint",
+                    s(&wav),
+                    "--start",
+                    "0.5",
+                    "--end",
+                    "0.75",
+                    "--sampler",
+                    "adpm2",
+                ],
+                &common[..],
+            ]
+            .concat(),
             &dir.join(format!("{tag}-inpaint.wav")),
         );
-        let got = plugin(Some(&model), RATE, Some(&input), &[
-            (Param::Mode, 2.0),
-            (Param::RegionStart, 0.5),
-            (Param::RegionEnd, 0.75),
-            (Param::Sampler, 0.0),
-            (Param::Steps, STEPS as f64),
-            (Param::Seed, SEED as f64),
-        ]);
+        let got = plugin(
+            Some(&model),
+            RATE,
+            Some(&input),
+            &[
+                (Param::Mode, 2.0),
+                (Param::RegionStart, 0.5),
+                (Param::RegionEnd, 0.75),
+                (Param::Sampler, 0.0),
+                (Param::Steps, STEPS as f64),
+                (Param::Seed, SEED as f64),
+            ],
+        );
         assert_same(&format!("{tag} inpaint"), &want, &got);
         let want = cli(
             &[&["continue", s(&wav), "--spans", "4"], &common[..]].concat(),
             &dir.join(format!("{tag}-continue.wav")),
         );
-        let got = plugin(Some(&model), RATE, Some(&input), &[
-            (Param::Mode, 3.0),
-            (Param::Length, 0.5),
-            (Param::Sampler, 0.0),
-            (Param::Steps, STEPS as f64),
-            (Param::Seed, SEED as f64),
-        ]);
+        let got = plugin(
+            Some(&model),
+            RATE,
+            Some(&input),
+            &[
+                (Param::Mode, 3.0),
+                (Param::Length, 0.5),
+                (Param::Sampler, 0.0),
+                (Param::Steps, STEPS as f64),
+                (Param::Seed, SEED as f64),
+            ],
+        );
         assert_same(&format!("{tag} continue"), &want, &got);
         assert_eq!(got.len(), 3072 + 1024);
     }
@@ -253,24 +304,45 @@ fn upsample_matches_for_a_diffusion_upsampler_and_the_shipped_model() {
     let wav = write(&dir, "in.wav", RATE, &input);
     let (steps, seed) = (STEPS.to_string(), SEED.to_string());
     let want = cli(
-        &["upsample", s(&wav), "--model", s(&model), "--bandwidth", "512", "--sampler", "aeuler", "--steps", &steps, "--seed", &seed],
+        &[
+            "upsample",
+            s(&wav),
+            "--model",
+            s(&model),
+            "--bandwidth",
+            "512",
+            "--sampler",
+            "aeuler",
+            "--steps",
+            &steps,
+            "--seed",
+            &seed,
+        ],
         &dir.join("up-diffusion.wav"),
     );
     assert_eq!(want.sample_rate(), RATE, "the same rate as the input");
-    let got = plugin(Some(&model), RATE, Some(&input), &[
-        (Param::Mode, 1.0),
-        (Param::Factor, 0.0),
-        (Param::Sampler, 1.0),
-        (Param::Steps, STEPS as f64),
-        (Param::Seed, SEED as f64),
-    ]);
+    let got = plugin(
+        Some(&model),
+        RATE,
+        Some(&input),
+        &[
+            (Param::Mode, 1.0),
+            (Param::Factor, 0.0),
+            (Param::Sampler, 1.0),
+            (Param::Steps, STEPS as f64),
+            (Param::Seed, SEED as f64),
+        ],
+    );
     assert_same("diffusion upsampler", &want, &got);
 
     // The shipped band-extension model (the default of both), by hand (x4: 6 kHz at 48 kHz) and
     // measured ("Auto" / no flag), on a clip whose band ends at 6 kHz.
     let input = clip(12_000, 2400).map(|c| {
         let low = AudioClip::mono(12_000, c).expect("clip");
-        adiff_core::audio::resample_clip(&low, 48_000).expect("resamples").into_channels().remove(0)
+        adiff_core::audio::resample_clip(&low, 48_000)
+            .expect("resamples")
+            .into_channels()
+            .remove(0)
     });
     let wav = write(&dir, "in48.wav", 48_000, &input);
     for (flags, index) in [(vec!["--bandwidth", "6000"], 1.0), (vec![], 3.0)] {
@@ -279,11 +351,16 @@ fn upsample_matches_for_a_diffusion_upsampler_and_the_shipped_model() {
             &dir.join(format!("up-shipped-{index}.wav")),
         );
         assert_eq!(want.sample_rate(), 48_000);
-        let got = plugin(None, 48_000, Some(&input), &[
-            (Param::Mode, 1.0),
-            (Param::Factor, index),
-            (Param::Seed, SEED as f64),
-        ]);
+        let got = plugin(
+            None,
+            48_000,
+            Some(&input),
+            &[
+                (Param::Mode, 1.0),
+                (Param::Factor, index),
+                (Param::Seed, SEED as f64),
+            ],
+        );
         assert_same(&format!("shipped upsampler {flags:?}"), &want, &got);
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -215,7 +215,9 @@ mod tests {
             assert!((x - y).abs() < 1e-6, "{x} vs {y}");
         }
         // Two spans: samples far from both are the original exactly, inside both generated.
-        let keep: Vec<bool> = (0..100).map(|i| !(10..20).contains(&i) && !(70..75).contains(&i)).collect();
+        let keep: Vec<bool> = (0..100)
+            .map(|i| !(10..20).contains(&i) && !(70..75).contains(&i))
+            .collect();
         let c = restore_mask(&clip(o.clone()), &clip(g.clone()), &keep, 4).unwrap();
         let v = &c.channels()[0];
         assert_eq!(&v[30..60], &o[30..60]);

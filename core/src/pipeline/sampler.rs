@@ -47,8 +47,8 @@ impl DiffusionSampler<'_> {
 
     /// Audio-to-audio ("variation", the init audio of stable-audio-tools): `x (batch, channels,
     /// length)` noised to `strength` (in (0, 1]) of the schedule's largest sigma, then denoised
-    /// from there: the schedule of `num_steps` is cut to the sigmas at or below
-    /// `strength * sigma_max` (at least one step), `x + sigma_start * n` starts the sampler.
+    /// from there: the sampler runs from `sigma_start = strength * sigma_max` through the sigmas of
+    /// the `num_steps` schedule below it, starting at `x + sigma_start * n`.
     /// Strength 1 starts from the full schedule with `x` added to the start noise. Returns
     /// `clamp(x, -1, 1)`.
     pub fn sample_from(
@@ -71,22 +71,21 @@ impl DiffusionSampler<'_> {
         })?;
         let sigmas = self.schedule.sigmas(num_steps)?;
         if sigmas.len() < 2 {
-            return Err(Error::input("num_steps", "the schedule has fewer than 2 sigmas"));
-        }
-        let target = strength * sigmas[0];
-        let first = sigmas
-            .iter()
-            .position(|s| *s <= target * (1.0 + 1e-12))
-            .unwrap_or(sigmas.len() - 2)
-            .min(sigmas.len() - 2);
-        let tail = &sigmas[first..];
-        let sigma = tail[0];
-        if !(sigma > 0.0) {
             return Err(Error::input(
-                "strength",
-                format!("{strength} leaves no noise level to start from"),
+                "num_steps",
+                "the schedule has fewer than 2 sigmas",
             ));
         }
+        // The schedule from exactly `strength * sigma_max` down: that level, then the schedule's
+        // sigmas below it (so every strength starts where it says, whatever the step count).
+        let target = strength * sigmas[0];
+        let mut tail: Vec<f64> = vec![target];
+        tail.extend(sigmas.iter().copied().filter(|s| *s < target));
+        if strength >= 1.0 || tail.len() < 2 {
+            tail = sigmas.clone();
+        }
+        let tail = &tail[..];
+        let sigma = tail[0];
         // The sampler starts from `start * sigma`: unit noise plus the clean signal over sigma.
         let unit = noise.randn(x.dims(), x.device())?.to_dtype(x.dtype())?;
         let start = (unit + (x / sigma)?)?;

@@ -4,8 +4,8 @@ use super::layout::{at_rate, from_model, to_model, Layout};
 use super::ops::windowed;
 use super::{Inner, Model, OnProgress, RenderOptions};
 use crate::audio::{limits, AudioClip};
-use crate::models::{AnyModel, AudioDiffusionAutoencoder};
 use crate::models::folder::FolderConfig;
+use crate::models::{AnyModel, AudioDiffusionAutoencoder};
 use crate::{Error, Result, SeededNoise};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -32,7 +32,11 @@ impl Latent {
     /// samples, channels as batch (0/1)]` (through a temporary file and a rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let info = Tensor::new(
-            &[self.rate as i64, self.len as i64, i64::from(self.channels_as_batch)],
+            &[
+                self.rate as i64,
+                self.len as i64,
+                i64::from(self.channels_as_batch),
+            ],
             &Device::Cpu,
         )?;
         let tensors = HashMap::from([
@@ -50,9 +54,13 @@ impl Latent {
     /// Reads a latent file written by [`Latent::save`] onto `device`, refusing a malformed one.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let bad = |reason: String| Error::input(path.display().to_string(), reason);
-        let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
         if size > MAX_LATENT_FILE {
-            return Err(bad(format!("{size} bytes; a latent file is at most {MAX_LATENT_FILE}")));
+            return Err(bad(format!(
+                "{size} bytes; a latent file is at most {MAX_LATENT_FILE}"
+            )));
         }
         let tensors = candle_core::safetensors::load(path, device)
             .map_err(|e| bad(format!("not a latent file written by `adiff encode` ({e})")))?;
@@ -85,7 +93,10 @@ impl Latent {
                 limits::MAX_CHANNELS
             )));
         }
-        let values = latent.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let values = latent
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         if values.iter().any(|v| !v.is_finite()) {
             return Err(bad("the latent holds non-finite values".into()));
         }
@@ -171,7 +182,10 @@ impl Model {
         if latent.rate != cfg.sample_rate {
             return Err(Error::input(
                 "latent",
-                format!("made at {} Hz, the model runs at {} Hz", latent.rate, cfg.sample_rate),
+                format!(
+                    "made at {} Hz, the model runs at {} Hz",
+                    latent.rate, cfg.sample_rate
+                ),
             ));
         }
         let f = m.factor().max(1);
@@ -180,7 +194,9 @@ impl Model {
         if frames > max_frames {
             return Err(Error::input(
                 "latent",
-                format!("{frames} frames long; at most {max_frames} decode within the length limit"),
+                format!(
+                    "{frames} frames long; at most {max_frames} decode within the length limit"
+                ),
             ));
         }
         let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
@@ -188,13 +204,21 @@ impl Model {
         let tensor = latent.tensor.to_device(&self.device)?;
         let y = if frames <= window {
             let mut noise = SeededNoise::new(opts.seed);
-            m.decode(&tensor, &sampling, &mut noise, &mut |s: &crate::sampler::StepInfo| {
-                on(s.step as f32 / s.total.max(1) as f32)
-            })?
+            m.decode(
+                &tensor,
+                &sampling,
+                &mut noise,
+                &mut |s: &crate::sampler::StepInfo| on(s.step as f32 / s.total.max(1) as f32),
+            )?
         } else {
-            windowed(&tensor, window, f, opts.seed, on, |piece, noise, on_step| {
-                m.decode(piece, &sampling, noise, on_step)
-            })?
+            windowed(
+                &tensor,
+                window,
+                f,
+                opts.seed,
+                on,
+                |piece, noise, on_step| m.decode(piece, &sampling, noise, on_step),
+            )?
         };
         let len = latent.len.min(y.dim(2)?);
         let layout = if latent.channels_as_batch {

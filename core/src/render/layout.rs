@@ -37,7 +37,9 @@ pub(crate) fn to_model(
 
 /// The network's output back as a clip at `rate`.
 pub(crate) fn from_model(y: &Tensor, layout: Layout, rate: u32) -> Result<AudioClip> {
-    let y = y.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
+    let y = y
+        .to_device(&Device::Cpu)?
+        .to_dtype(candle_core::DType::F32)?;
     let (b, c, _) = y.dims3()?;
     match layout {
         Layout::ChannelsAsBatch if c == 1 => AudioClip::from_tensor(&y, rate),

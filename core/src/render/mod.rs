@@ -8,8 +8,8 @@
 //! callback ([`OnProgress`]) reports the fraction done. The same folder, clip, seed and options
 //! give the same samples whichever front end asks.
 
-mod layout;
 mod latent;
+mod layout;
 mod ops;
 mod options;
 pub mod shipped;
@@ -71,12 +71,8 @@ impl Model {
     /// Opens model folder `dir` (`config.json` + `model.safetensors`, and `band_extension/` for a
     /// generator with a stage) onto `device` (a band-extension model runs on the CPU).
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let missing = |what: String| {
-            Error::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, what),
-            )
-        };
+        let missing =
+            |what: String| Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, what));
         if !dir.is_dir() {
             return Err(missing(format!(
                 "model folder not found (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE})"
@@ -203,6 +199,18 @@ impl Model {
             } => m.factors().to_vec(),
             Inner::Diffusion { .. } => Vec::new(),
         }
+    }
+
+    /// Checks `opts` against this model before anything runs (the operations check them too):
+    /// a guidance scale for a model that takes none, a step count out of bounds.
+    pub fn check_options(&self, opts: &RenderOptions) -> Result<()> {
+        if self.kind() != ModelKind::AudioDiffusionConditional {
+            opts.refuse_guidance()?;
+        }
+        if let Some(cfg) = self.config() {
+            opts.sampling(&cfg.sampling, cfg.compat)?;
+        }
+        Ok(())
     }
 
     /// The error for an operation this kind of model cannot do.

@@ -145,7 +145,10 @@ impl Model {
         let r_in = clip.sample_rate();
         let keep = keep_mask(keep, clip)?;
         let Some(a_in) = keep.iter().position(|k| !k) else {
-            return Err(Error::input("inpaint span", "keeps every sample: nothing to regenerate"));
+            return Err(Error::input(
+                "inpaint span",
+                "keeps every sample: nothing to regenerate",
+            ));
         };
         let b_in = keep.iter().rposition(|k| !k).map_or(a_in, |b| b + 1);
         let max_secs = (cfg.window_length * MAX_SPAN_WINDOWS) as f64 / cfg.sample_rate as f64;
@@ -158,7 +161,10 @@ impl Model {
         }
         let context =
             (cfg.window_length as u64 * r_in as u64).div_ceil(cfg.sample_rate as u64) as usize;
-        let (lo, hi) = (a_in.saturating_sub(context), (b_in + context).min(clip.len()));
+        let (lo, hi) = (
+            a_in.saturating_sub(context),
+            (b_in + context).min(clip.len()),
+        );
         let region = at_rate(&clip.slice(lo, hi - lo), cfg.sample_rate)?;
         // Each network sample keeps what the clip sample at its time keeps.
         let ratio = |i: usize| ((i as u64 * r_in as u64) / cfg.sample_rate as u64) as usize;
@@ -168,7 +174,10 @@ impl Model {
         if model_keep.iter().all(|k| *k) {
             return Err(Error::input(
                 "inpaint span",
-                format!("shorter than one sample at the model's {} Hz", cfg.sample_rate),
+                format!(
+                    "shorter than one sample at the model's {} Hz",
+                    cfg.sample_rate
+                ),
             ));
         }
         let (x, layout) = to_model(&region, cfg.channels, &self.device)?;
@@ -224,7 +233,10 @@ impl Model {
             Extend::Seconds(s) => {
                 return Err(Error::input(
                     "length",
-                    format!("must be above 0 and at most {:.0} s, got {s}", limits::MAX_SECONDS),
+                    format!(
+                        "must be above 0 and at most {:.0} s, got {s}",
+                        limits::MAX_SECONDS
+                    ),
                 ))
             }
         };
@@ -323,7 +335,7 @@ pub(crate) fn windowed<F: crate::pipeline::WindowJob>(
 }
 
 /// The per-sample keep mask of `keep` over `clip`.
-fn keep_mask(keep: &Keep, clip: &AudioClip) -> Result<Vec<bool>> {
+pub(super) fn keep_mask(keep: &Keep, clip: &AudioClip) -> Result<Vec<bool>> {
     let (rate, len) = (clip.sample_rate(), clip.len());
     match keep {
         Keep::Outside { start, end } => {

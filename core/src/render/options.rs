@@ -36,7 +36,12 @@ impl std::str::FromStr for ScheduleKind {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| Error::config("schedule", format!("unknown schedule `{s}`, expected karras")))
+            .ok_or_else(|| {
+                Error::config(
+                    "schedule",
+                    format!("unknown schedule `{s}`, expected karras"),
+                )
+            })
     }
 }
 
@@ -153,7 +158,11 @@ impl RenderOptions {
 
 /// The sampler `kind`, taking its parameters from the model's default setting when that is of
 /// the same kind (ADPM2's rho, Karras' churn).
-fn sampler_of(kind: SamplerKind, default: &SamplerSetting, compat: Compat) -> Result<Box<dyn Sampler>> {
+fn sampler_of(
+    kind: SamplerKind,
+    default: &SamplerSetting,
+    compat: Compat,
+) -> Result<Box<dyn Sampler>> {
     if default.kind() == kind {
         return sampler_from(default, compat);
     }

@@ -13,5 +13,10 @@ pub const UPSAMPLER_NAME: &str = "the shipped upsampler (models/upsampler, embed
 
 /// The embedded shipped upsampler (the default of `adiff upsample` and of the plugin).
 pub fn upsampler() -> Result<Model> {
-    Model::from_bytes(UPSAMPLER_CONFIG, UPSAMPLER_WEIGHTS, UPSAMPLER_NAME, &Device::Cpu)
+    Model::from_bytes(
+        UPSAMPLER_CONFIG,
+        UPSAMPLER_WEIGHTS,
+        UPSAMPLER_NAME,
+        &Device::Cpu,
+    )
 }

@@ -44,6 +44,35 @@ pub struct UpsamplePlan {
 }
 
 impl UpsamplePlan {
+    /// Frames of the result of a clip of `frames` frames.
+    pub fn out_frames(&self, frames: usize) -> usize {
+        (frames as u64 * self.out_rate as u64 / self.in_rate.max(1) as u64) as usize
+    }
+
+    /// Refuses a result of a `frames`-frame, `channels`-channel clip past the limits: those of a
+    /// clip held in memory, or (`streamed`) those of a 32-bit WAV written block by block.
+    pub fn check_size(&self, frames: usize, channels: usize, streamed: bool) -> Result<()> {
+        let out = self.out_frames(frames);
+        let max = if streamed {
+            limits::max_stream_frames(self.out_rate, channels, 4)
+        } else {
+            limits::max_frames(self.out_rate, channels)
+        };
+        if out > max {
+            return Err(Error::input(
+                "output length",
+                format!(
+                    "{:.0} s at {} Hz x {channels} channels; at most {:.0} s{}",
+                    out as f64 / self.out_rate as f64,
+                    self.out_rate,
+                    max as f64 / self.out_rate as f64,
+                    if streamed { "" } else { " held in memory" }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the result is the clip itself (nothing to restore).
     pub fn is_identity(&self) -> bool {
         self.factor == 1
@@ -79,19 +108,22 @@ impl UpsamplePlan {
     }
 }
 
-/// The smallest factor of `factors` whose low rate `rate / K` has its Nyquist frequency at or
-/// below `cutoff` (the largest when none does); 1 when the cut-off is within 2 % of Nyquist.
-fn factor_for(rate: u32, cutoff: f64, factors: &[usize]) -> usize {
-    let ratio = rate as f64 / (2.0 * cutoff);
-    if ratio <= 1.02 {
+/// The smallest factor of `factors` whose low rate `rate / K` has its Nyquist frequency at most
+/// 10 % above `cutoff` (the largest when none does); 1 when the cut-off is within 2 % of Nyquist.
+/// The 10 % lets a measured cut-off a little below a factor's band edge use that factor: between
+/// the cut-off and the edge the model's output is the input's own band (its sinc-upsampled low
+/// rate), and the input is kept below the cut-off anyway.
+pub(super) fn factor_for(rate: u32, cutoff: f64, factors: &[usize]) -> usize {
+    if rate as f64 / (2.0 * cutoff) <= 1.02 {
         return 1;
     }
+    let ratio = rate as f64 / (2.0 * cutoff * 1.1);
     let mut sorted = factors.to_vec();
     sorted.sort_unstable();
     sorted
         .iter()
         .copied()
-        .find(|&k| k as f64 >= ratio - 0.02)
+        .find(|&k| k >= 2 && k as f64 >= ratio)
         .or(sorted.last().copied())
         .unwrap_or(1)
 }
@@ -174,7 +206,10 @@ impl Model {
             if cfg.sample_rate % k as u32 != 0 {
                 return Err(Error::input(
                     "factor",
-                    format!("the model's rate {} Hz is not divisible by {k}", cfg.sample_rate),
+                    format!(
+                        "the model's rate {} Hz is not divisible by {k}",
+                        cfg.sample_rate
+                    ),
                 ));
             }
         }
@@ -223,7 +258,11 @@ impl Model {
         if plan.in_rate != clip.sample_rate() {
             return Err(Error::input(
                 "upsample plan",
-                format!("made for {} Hz, the clip is at {} Hz", plan.in_rate, clip.sample_rate()),
+                format!(
+                    "made for {} Hz, the clip is at {} Hz",
+                    plan.in_rate,
+                    clip.sample_rate()
+                ),
             ));
         }
         let name = self.name.clone();
@@ -256,6 +295,30 @@ impl Model {
         }
     }
 
+    /// Runs `plan` on `clip` straight into a 32-bit float WAV at `path` (a temporary file beside
+    /// it, renamed when complete), block by block, so memory does not grow with the clip's length
+    /// for a band-extension model; the size is checked first. Returns the frames written.
+    pub fn upsample_to_wav(
+        &self,
+        clip: &AudioClip,
+        plan: &UpsamplePlan,
+        opts: &RenderOptions,
+        path: &std::path::Path,
+        on: OnProgress<'_>,
+    ) -> Result<usize> {
+        plan.check_size(clip.len(), clip.num_channels(), true)?;
+        let mut sink = crate::audio::WavSink::create(
+            path,
+            plan.out_rate,
+            clip.num_channels(),
+            crate::audio::WavEncoding::Float32,
+        )?;
+        self.upsample_into(clip, plan, opts, on, &mut |block| sink.write(block))?;
+        let frames = sink.frames();
+        sink.finish()?;
+        Ok(frames)
+    }
+
     fn diffusion_upsample(
         &self,
         cfg: &FolderConfig,
@@ -275,7 +338,10 @@ impl Model {
         })?;
         let out = from_model(&y, layout, cfg.sample_rate)?;
         check_finite(&out, &self.name)?;
-        let out = exact_length(&at_rate(&out, plan.out_rate)?, clip.len() * plan.out_rate as usize / clip.sample_rate() as usize)?;
+        let out = exact_length(
+            &at_rate(&out, plan.out_rate)?,
+            clip.len() * plan.out_rate as usize / clip.sample_rate() as usize,
+        )?;
         match plan.cutoff_hz {
             None => Ok(out),
             Some(fc) => {
@@ -297,7 +363,10 @@ fn check_diffusion_rates(cfg: &FolderConfig, rate: u32, k: usize) -> Result<()> 
     if cfg.sample_rate % k as u32 != 0 {
         return Err(Error::input(
             "factor",
-            format!("the model's rate {} Hz is not divisible by the factor {k}", cfg.sample_rate),
+            format!(
+                "the model's rate {} Hz is not divisible by the factor {k}",
+                cfg.sample_rate
+            ),
         ));
     }
     let target = rate as u64 * k as u64;

@@ -45,7 +45,8 @@ impl SamplerKind {
 
     /// The names, in the order of [`SamplerKind::ALL`]: the one list of sampler names (command
     /// line, plugin, messages).
-    pub const NAMES: [&'static str; 7] = ["adpm2", "aeuler", "karras", "heun", "euler", "dpmpp2m", "v"];
+    pub const NAMES: [&'static str; 7] =
+        ["adpm2", "aeuler", "karras", "heun", "euler", "dpmpp2m", "v"];
 
     /// The name (command line, plugin).
     pub fn name(self) -> &'static str {
@@ -113,10 +114,7 @@ impl std::str::FromStr for SamplerKind {
             .ok_or_else(|| {
                 Error::config(
                     "sampler",
-                    format!(
-                        "unknown sampler `{s}`, expected one of {}",
-                        Self::names()
-                    ),
+                    format!("unknown sampler `{s}`, expected one of {}", Self::names()),
                 )
             })
     }

@@ -21,11 +21,11 @@ pub mod worker;
 
 pub use buffer::AudioBuf;
 pub use error::{EngineError, Result};
+pub use model_renderer::ModelRenderer;
 pub use params::{Param, ParamSpec, ParamValues, PARAMS};
 pub use processor::{Processor, Transport};
 pub use renderer::{Progress, RenderSettings, Renderer, RendererFactory, SamplerKind};
 pub use shared::Shared;
-pub use model_renderer::ModelRenderer;
 pub use sketch::SketchRenderer;
 
 use crossbeam_channel::{bounded, Receiver, Sender};

@@ -181,7 +181,11 @@ impl Renderer for ModelRenderer {
                 .inpaint(clip, start, end, s, progress);
         }
         let input = to_clip(clip).map_err(|e| self.failed("Inpaint", e))?;
-        let keep = Keep::Mask((0..clip.len()).map(|i| !(start..end).contains(&i)).collect());
+        let keep = Keep::Mask(
+            (0..clip.len())
+                .map(|i| !(start..end).contains(&i))
+                .collect(),
+        );
         let out = self
             .model
             .inpaint(&input, &keep, &options(s), &mut on(progress))
@@ -205,7 +209,12 @@ impl Renderer for ModelRenderer {
         let seconds = frames.max(1) as f64 / f64::from(input.sample_rate());
         let out = self
             .model
-            .continue_clip(&input, Extend::Seconds(seconds), &options(s), &mut on(progress))
+            .continue_clip(
+                &input,
+                Extend::Seconds(seconds),
+                &options(s),
+                &mut on(progress),
+            )
             .map_err(|e| self.failed("Continue", e))?;
         Ok(to_buf(out, clip.anchor))
     }

@@ -322,12 +322,9 @@ impl WorkerState {
                 }
                 renderer.inpaint(&c, start, end, &r.settings, &mut progress)?
             }
-            (Mode::Continue, Some(c)) => renderer.continue_clip(
-                &c,
-                frames(r.length, c.rate),
-                &r.settings,
-                &mut progress,
-            )?,
+            (Mode::Continue, Some(c)) => {
+                renderer.continue_clip(&c, frames(r.length, c.rate), &r.settings, &mut progress)?
+            }
         };
         if let Some(note) = renderer.take_note() {
             self.shared.log(note);

@@ -1,8 +1,9 @@
 //! Audio in and out of the commands: read any supported file, and write WAV at the result's rate
 //! or `--out-rate`.
 
+use adiff_core::audio::spectrogram::write_spectrogram_png;
 use adiff_core::audio::{read_audio_checked, resample_clip, write_wav, AudioClip, WavEncoding};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Reads an audio file (one clear error naming the file when it cannot); with `repair`, bad
@@ -40,4 +41,13 @@ pub fn write_output(path: &Path, clip: &AudioClip, out_rate: Option<u32>) -> Res
     };
     write_wav(path, &clip, WavEncoding::Float32)?;
     Ok(clip)
+}
+
+/// A before/after spectrogram PNG: `input` brought to `output`'s rate (top), `output` (bottom).
+pub fn write_before_after(png: &Path, input: &AudioClip, output: &AudioClip) -> Result<()> {
+    let before = at_rate(input, output.sample_rate())?.with_channels(1)?;
+    let after = output.with_channels(1)?;
+    write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])
+        .context("writing the spectrogram")?;
+    Ok(())
 }

@@ -69,7 +69,11 @@ impl SamplingArgs {
 
 /// The model of `--model DIR` on the device of `--device`; with no folder, the shipped upsampler
 /// when `shipped_default` (`adiff upsample`), else a message that the command needs one.
-pub fn open_model(given: Option<&PathBuf>, sampling: &SamplingArgs, shipped_default: bool) -> Result<Model> {
+pub fn open_model(
+    given: Option<&PathBuf>,
+    sampling: &SamplingArgs,
+    shipped_default: bool,
+) -> Result<Model> {
     let device = sampling.device()?;
     match given {
         Some(dir) => Model::open(dir, &device)
@@ -79,15 +83,41 @@ pub fn open_model(given: Option<&PathBuf>, sampling: &SamplingArgs, shipped_defa
     }
 }
 
-/// Runs `job` with a progress bar over its fraction done (hidden when stderr is not a terminal).
+/// The flags of every command, by the name adiff-core gives the input they set.
+const FLAGS: &[(&str, &str)] = &[
+    ("steps", "--steps"),
+    ("sampler", "--sampler"),
+    ("guidance", "--guidance"),
+    ("resamples", "--resamples"),
+    ("strength", "--strength"),
+    ("factor", "--factor"),
+    ("bandwidth", "--bandwidth"),
+    ("spans", "--spans"),
+];
+
+/// A core error about one of the command's inputs, naming the flag that set it (`--steps`
+/// instead of `steps`); `own` adds the command's own names (`("length", "--seconds")`).
+pub fn flag_error(e: adiff_core::Error, own: &[(&str, &str)]) -> anyhow::Error {
+    if let adiff_core::Error::InvalidInput { name, reason } = &e {
+        if let Some((_, flag)) = own.iter().chain(FLAGS).find(|(n, _)| n == name) {
+            return anyhow::anyhow!("{flag}: {reason}");
+        }
+    }
+    e.into()
+}
+
+/// Runs `job` with a progress bar over its fraction done (hidden when stderr is not a terminal);
+/// an error about an input names its flag ([`flag_error`], with the command's `own` names).
 pub fn with_progress<T>(
     what: &str,
+    own: &[(&str, &str)],
     job: impl FnOnce(&mut dyn FnMut(f32) -> ControlFlow<()>) -> adiff_core::Result<T>,
 ) -> Result<T> {
     let bar = ProgressBar::new(1000);
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {percent}%, {elapsed} elapsed, ETA {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:30}] {percent}%, {elapsed} elapsed, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what.to_string());
     let out = job(&mut |f: f32| {
@@ -95,7 +125,8 @@ pub fn with_progress<T>(
         ControlFlow::Continue(())
     });
     bar.finish_and_clear();
-    out.with_context(|| what.to_string())
+    out.map_err(|e| flag_error(e, own))
+        .with_context(|| what.to_string())
 }
 
 /// Prints the result line of a command that wrote `clip` to `path`.

@@ -2,7 +2,10 @@
 //! whose first half is the music so far); the clip itself comes back untouched.
 
 use super::audio::{read_input, write_output};
-use super::common::{check_out_rate, check_output, open_model, report_written, with_progress, InputArgs, SamplingArgs};
+use super::common::{
+    check_out_rate, check_output, open_model, report_written, with_progress, InputArgs,
+    SamplingArgs,
+};
 use adiff_core::render::Extend;
 use anyhow::Result;
 use clap::Args;
@@ -38,7 +41,7 @@ pub fn run(args: &ContinueArgs) -> Result<()> {
     let input = read_input(&args.input, args.input_check.repair_samples)?;
     let model = open_model(args.model.as_ref(), &args.sampling, false)?;
     let opts = args.sampling.options();
-    let out = with_progress("continuing", |on| {
+    let out = with_progress("continuing", &[("length", "--spans")], |on| {
         model.continue_clip(&input, Extend::Spans(args.spans), &opts, on)
     })?;
     let written = write_output(&args.output, &out, args.out_rate)?;

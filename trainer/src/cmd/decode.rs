@@ -1,7 +1,9 @@
 //! `adiff decode`: an autoencoder latent written by `adiff encode` back to audio by sampling.
 
 use super::audio::write_output;
-use super::common::{check_out_rate, check_output, open_model, report_written, with_progress, SamplingArgs};
+use super::common::{
+    check_out_rate, check_output, open_model, report_written, with_progress, SamplingArgs,
+};
 use adiff_core::render::Latent;
 use anyhow::Result;
 use clap::Args;
@@ -33,7 +35,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     let latent = Latent::load(&args.input, &device)?;
     let model = open_model(args.model.as_ref(), &args.sampling, false)?;
     let opts = args.sampling.options();
-    let clip = with_progress("decoding", |on| model.decode(&latent, &opts, on))?;
+    let clip = with_progress("decoding", &[], |on| model.decode(&latent, &opts, on))?;
     let written = write_output(&args.output, &clip, args.out_rate)?;
     report_written(&args.output, &written);
     Ok(())

@@ -8,8 +8,8 @@
 //!    upsampler): size and one timed forward pass. Its weights are random; it is not the shipped
 //!    model.
 
+use super::audio::write_before_after;
 use super::speed::time_unet;
-use super::upsample::write_before_after;
 use adiff_core::audio::metrics::clip_metrics;
 use adiff_core::audio::{write_wav, AudioClip, WavEncoding};
 use adiff_core::models::bandext::{sinc_down, sinc_up};

@@ -31,6 +31,7 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     let model = open_model(args.model.as_ref(), &args.sampling, false)?;
     let latent = model
         .encode(&input, &args.sampling.options())
+        .map_err(|e| super::common::flag_error(e, &[]))
         .context("encoding")?;
     latent
         .save(&args.output)

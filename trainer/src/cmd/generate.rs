@@ -1,7 +1,10 @@
 //! `adiff generate`: new audio from a generator model folder.
 
 use super::audio::write_output;
-use super::common::{check_out_rate, check_output, check_spectrogram, open_model, report_written, with_progress, SamplingArgs};
+use super::common::{
+    check_out_rate, check_output, check_spectrogram, open_model, report_written, with_progress,
+    SamplingArgs,
+};
 use adiff_core::audio::spectrogram::write_spectrogram_png;
 use anyhow::Result;
 use clap::Args;
@@ -36,7 +39,9 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     check_spectrogram(args.spectrogram.as_deref(), None, &args.output)?;
     let model = open_model(args.model.as_ref(), &args.sampling, false)?;
     let opts = args.sampling.options();
-    let clip = with_progress("generating", |on| model.generate(args.seconds, &opts, on))?;
+    let clip = with_progress("generating", &[("length", "--seconds")], |on| {
+        model.generate(args.seconds, &opts, on)
+    })?;
     let written = write_output(&args.output, &clip, args.out_rate)?;
     report_written(&args.output, &written);
     if let Some(png) = &args.spectrogram {

@@ -2,7 +2,10 @@
 //! the rest of the clip comes back untouched).
 
 use super::audio::{read_input, write_output};
-use super::common::{check_out_rate, check_output, open_model, report_written, with_progress, InputArgs, SamplingArgs};
+use super::common::{
+    check_out_rate, check_output, open_model, report_written, with_progress, InputArgs,
+    SamplingArgs,
+};
 use adiff_core::render::{Keep, RenderOptions};
 use anyhow::Result;
 use clap::Args;
@@ -51,7 +54,9 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         start: args.start,
         end: args.end,
     };
-    let out = with_progress("inpainting", |on| model.inpaint(&input, &keep, &opts, on))?;
+    let out = with_progress("inpainting", &[("inpaint span", "--start/--end")], |on| {
+        model.inpaint(&input, &keep, &opts, on)
+    })?;
     let written = write_output(&args.output, &out, args.out_rate)?;
     report_written(&args.output, &written);
     Ok(())

@@ -13,3 +13,4 @@ pub mod info;
 pub mod inpaint;
 pub mod speed;
 pub mod upsample;
+pub mod vary;

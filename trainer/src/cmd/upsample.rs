@@ -3,14 +3,13 @@
 //! restored. `--factor K` writes K times the input's rate. Default model: the shipped
 //! band-extension upsampler embedded in the binary.
 
-use super::audio::{at_rate, read_input, write_output};
-use super::common::{check_out_rate, check_output, check_spectrogram, open_model, report_written, with_progress, InputArgs, SamplingArgs};
-use adiff_core::audio::{limits, spectrogram::write_spectrogram_png, AudioClip, WavEncoding, WavSink};
+use super::audio::{read_input, write_before_after, write_output};
+use super::common::{self as c, flag_error, with_progress, InputArgs, SamplingArgs};
 use adiff_core::models::folder::ModelKind;
 use adiff_core::render::UpsampleTarget;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Options of `adiff upsample`.
 #[derive(Debug, Args)]
@@ -45,11 +44,11 @@ pub struct UpsampleArgs {
 
 /// Runs the command.
 pub fn run(args: &UpsampleArgs) -> Result<()> {
-    check_output(Some(&args.input), &args.output)?;
-    check_out_rate(args.out_rate)?;
-    check_spectrogram(args.spectrogram.as_deref(), Some(&args.input), &args.output)?;
+    c::check_output(Some(&args.input), &args.output)?;
+    c::check_out_rate(args.out_rate)?;
+    c::check_spectrogram(args.spectrogram.as_deref(), Some(&args.input), &args.output)?;
     let input = read_input(&args.input, args.input_check.repair_samples)?;
-    let model = open_model(args.model.as_ref(), &args.sampling, true)?;
+    let model = c::open_model(args.model.as_ref(), &args.sampling, true)?;
     let target = match (args.factor, args.bandwidth) {
         (Some(k), _) => UpsampleTarget::Factor(Some(k)),
         (None, Some(hz)) => UpsampleTarget::Bandwidth(hz),
@@ -59,59 +58,34 @@ pub fn run(args: &UpsampleArgs) -> Result<()> {
     if model.kind() == ModelKind::BandExtension && opts.sets_sampling() {
         println!("note: {} is a band-extension model, not a diffusion model: --steps, --sampler and --schedule do not apply", model.name());
     }
-    let plan = model.plan_upsample(&input, target)?;
+    let flags = |e| flag_error(e, &[]);
+    model.check_options(&opts).map_err(flags)?;
+    let plan = model.plan_upsample(&input, target).map_err(flags)?;
     println!("{}: {}", model.name(), plan.describe());
-    let (frames, channels) = (
-        (input.len() as u64 * plan.out_rate as u64 / plan.in_rate as u64) as usize,
-        input.num_channels(),
-    );
-    let streamed = args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == plan.out_rate);
-    let max = if streamed {
-        limits::max_stream_frames(plan.out_rate, channels, 4)
-    } else {
-        limits::max_frames(plan.out_rate, channels)
-    };
-    if frames > max {
-        bail!(
-            "the output {} would be {:.0} s at {} Hz x {channels} channels; at most {:.0} s{}",
-            args.output.display(),
-            frames as f64 / plan.out_rate as f64,
-            plan.out_rate,
-            max as f64 / plan.out_rate as f64,
-            if streamed { "" } else { " when --spectrogram or --out-rate keep it in memory" }
-        );
-    }
-    if streamed {
+    if args.spectrogram.is_none() && args.out_rate.is_none_or(|r| r == plan.out_rate) {
         // Written block by block: memory does not grow with the input's length.
-        let mut sink = WavSink::create(&args.output, plan.out_rate, channels, WavEncoding::Float32)?;
-        with_progress("upsampling", |on| {
-            model.upsample_into(&input, &plan, &opts, on, &mut |block| sink.write(block))
+        let frames = with_progress("upsampling", &[], |on| {
+            model.upsample_to_wav(&input, &plan, &opts, &args.output, on)
         })?;
-        let written = sink.frames();
-        sink.finish()?;
+        let secs = frames as f64 / plan.out_rate as f64;
         println!(
-            "wrote {} ({} Hz, {channels} channels, {:.2} s)",
+            "wrote {} ({} Hz, {} channels, {secs:.2} s)",
             args.output.display(),
             plan.out_rate,
-            written as f64 / plan.out_rate as f64
+            input.num_channels()
         );
         return Ok(());
     }
-    let (out, _) = with_progress("upsampling", |on| model.upsample(&input, target, &opts, on))?;
+    plan.check_size(input.len(), input.num_channels(), false)
+        .map_err(flags)?;
+    let (out, _) = with_progress("upsampling", &[], |on| {
+        model.upsample(&input, target, &opts, on)
+    })?;
     let written = write_output(&args.output, &out, args.out_rate)?;
-    report_written(&args.output, &written);
+    c::report_written(&args.output, &written);
     if let Some(png) = &args.spectrogram {
         write_before_after(png, &input, &written)?;
         println!("wrote {} (top: input, bottom: output)", png.display());
     }
-    Ok(())
-}
-
-/// A before/after spectrogram PNG: `input` brought to `output`'s rate (top), `output` (bottom).
-pub fn write_before_after(png: &Path, input: &AudioClip, output: &AudioClip) -> Result<()> {
-    let before = at_rate(input, output.sample_rate())?.with_channels(1)?;
-    let after = output.with_channels(1)?;
-    write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])
-        .context("writing the spectrogram")?;
     Ok(())
 }

@@ -221,7 +221,7 @@ pub fn cases() -> Vec<Case> {
         case("missing file (encode)", |c| encode(c, "not_there.wav"), Refused(&["not_there.wav", "no such file"])),
         // --- lengths
         case("1-frame file", |c| up_wav(c, "in.wav", pcm16(8000, 1, 1)), Wav { rate: 16_000, channels: 1, frames: 2 }),
-        case("1-frame file (inpaint past its end)", |c| { pcm16(8000, 1, 1).write(&c.dir.join("one_frame.wav")); inpaint(c, "one_frame.wav") }, Refused(&["--end"])),
+        case("1-frame file (inpaint past its end)", |c| { pcm16(8000, 1, 1).write(&c.dir.join("one_frame.wav")); inpaint(c, "one_frame.wav") }, Refused(&["--start/--end", "past the end of the clip"])),
         case("LIST and odd-sized unknown chunks before data are skipped", |c| { let mut w = pcm16(8000, 1, 800); w.extra_chunks.push((*b"LIST", b"INFOINAM\x03\x00\x00\x00abc\x00".to_vec())); w.extra_chunks.push((*b"abcd", b"odd!!".to_vec())); up_wav(c, "in.wav", w) }, ok_8k_x2(1)),
         case("3 h + 1 s at 1000 Hz", |c| { sparse_wav(&c.dir.join("too_long.wav"), 1, 1000, 3 * 3600 * 1000 + 1000); up(c, "too_long.wav") }, Refused(&["too_long.wav", "too long"])),
         case("2^28 + 8 samples (8 ch, 8-bit, 384 kHz)", |c| { sparse_wav(&c.dir.join("too_many.wav"), 8, 384_000, (1 << 28) + 8); up(c, "too_many.wav") }, Refused(&["too_many.wav", "too long"])),

@@ -34,17 +34,28 @@ pub fn upsample_streaming(
 ) -> Result<()> {
     let (chunk, overlap) = chunking(factor);
     let k = factor;
-    process_chunks(clip, chunk, overlap, k, &mut |piece| {
-        piece
-            .iter()
-            .map(|c| {
-                let mut y = model.upsample_signal(c, k, noise)?;
-                y.resize(c.len() * k, 0.0);
-                Ok(y)
-            })
-            .collect()
-    }, emit)
+    process_chunks(
+        clip,
+        chunk,
+        overlap,
+        k,
+        &mut |piece| {
+            piece
+                .iter()
+                .map(|c| {
+                    let mut y = model.upsample_signal(c, k, noise)?;
+                    y.resize(c.len() * k, 0.0);
+                    Ok(y)
+                })
+                .collect()
+        },
+        emit,
+    )
 }
+
+/// What [`process_chunks`] runs on each chunk: one slice per channel in, one vector per channel
+/// out.
+pub type ChunkJob<'a> = dyn FnMut(&[&[f32]]) -> Result<Vec<Vec<f32>>> + 'a;
 
 /// Runs `per_chunk` over `clip` cut into chunks of `chunk` input frames that overlap by
 /// `overlap`; each call gets one slice per channel and returns `scale` output frames per input
@@ -56,7 +67,7 @@ pub fn process_chunks(
     chunk: usize,
     overlap: usize,
     scale: usize,
-    per_chunk: &mut dyn FnMut(&[&[f32]]) -> Result<Vec<Vec<f32>>>,
+    per_chunk: &mut ChunkJob<'_>,
     emit: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
 ) -> Result<()> {
     let n = clip.len();
@@ -108,11 +119,11 @@ mod tests {
 
     /// The shipped upsampler; `phase_iters: 0` (shaped noise) keeps the long test quick.
     fn shipped(phase_iters: usize) -> BandExtension {
-        let text = include_str!("../../../../models/upsampler/config.json").replace(
+        let text = crate::render::shipped::UPSAMPLER_CONFIG.replace(
             "\"phase_iters\": 32",
             &format!("\"phase_iters\": {phase_iters}"),
         );
-        let weights = include_bytes!("../../../../models/upsampler/model.safetensors");
+        let weights = crate::render::shipped::UPSAMPLER_WEIGHTS;
         BandExtension::from_bytes(&text, weights, "models/upsampler").unwrap()
     }
 
