@@ -151,14 +151,9 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
             params.text_to_value(&mut h, ClapId::new(Param::Mode.id()), c"Inpaint"),
             Some(2.0)
         );
-        // The sampler choices are adiff-core's seven sampler names, in order; the factor has
-        // "Auto" after x2, x4 and x8.
-        for (name, v) in [
-            (c"adpm2", 0.0),
-            (c"aeuler", 1.0),
-            (c"dpmpp2m", 5.0),
-            (c"v", 6.0),
-        ] {
+        // The sampler choices are the first three of adiff-core's sampler names, in the order
+        // the parameter was released with; "Upsample Auto" is a parameter of its own.
+        for (name, v) in [(c"adpm2", 0.0), (c"aeuler", 1.0), (c"karras", 2.0)] {
             assert_eq!(
                 params.text_to_value(&mut h, ClapId::new(Param::Sampler.id()), name),
                 Some(v),
@@ -166,8 +161,12 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
             );
         }
         assert_eq!(
-            params.text_to_value(&mut h, ClapId::new(Param::Factor.id()), c"Auto"),
-            Some(3.0)
+            params.text_to_value(&mut h, ClapId::new(Param::Sampler.id()), c"dpmpp2m"),
+            None
+        );
+        assert_eq!(
+            params.text_to_value(&mut h, ClapId::new(Param::Factor.id()), c"x8"),
+            Some(2.0)
         );
     }
 

@@ -166,8 +166,13 @@ fn vst3_bundle_captures_upsamples_plays_back_and_restores_state() {
         assert_eq!(info.defaultNormalizedValue, norm(Param::Gain, 0.0));
         assert_eq!(effect.controller.getParameterInfo(0, &mut info), kResultOk);
         assert_eq!((info.id, info.stepCount), (Param::Mode.id(), 3));
-        // Seven samplers (adiff-core's list) and four upsample choices (x2, x4, x8, Auto).
-        for (p, steps) in [(Param::Sampler, 6), (Param::Factor, 3)] {
+        // Three samplers and three upsample factors, as released (the normalised values of
+        // saved automation keep their meaning), and the on/off Upsample Auto.
+        for (p, steps) in [
+            (Param::Sampler, 2),
+            (Param::Factor, 2),
+            (Param::UpsampleAuto, 1),
+        ] {
             let index = Param::all().position(|q| q == p).expect("listed");
             assert_eq!(
                 effect.controller.getParameterInfo(index as i32, &mut info),

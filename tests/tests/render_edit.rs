@@ -287,17 +287,42 @@ fn continue_appends_the_asked_frames_after_an_untouched_clip() {
 fn continue_at_another_rate_appends_the_asked_frames_at_the_clips_rate() {
     let m = model();
     let rate = 24_000;
-    let x = clip(1_050, rate);
-    let frames = 900; // 600 frames at the model's 16 kHz
+    // 1,051 frames: not a whole number of model samples, so the resampling round trip does not
+    // give the length by itself.
+    for n in [1_050, 1_051] {
+        let x = clip(n, rate);
+        let frames = 900; // 600 frames at the model's 16 kHz
+        let out = m
+            .continue_clip(
+                &x,
+                Extend::Seconds(frames as f64 / rate as f64),
+                &opts(2),
+                &mut go(),
+            )
+            .expect("continues");
+        check_continued(&x, &out, frames);
+    }
+}
+
+/// A hole narrower than one model sample (3 samples at 48 kHz under a 16 kHz model) is still
+/// regenerated: every clip sample of a model sample's period counts.
+#[test]
+fn a_hole_narrower_than_a_model_sample_is_regenerated() {
+    let m = model();
+    let rate = 48_000;
+    let x = clip(4_000, rate);
+    let keep = keep_outside(x.len(), &[(2_001, 2_004)]);
     let out = m
-        .continue_clip(
-            &x,
-            Extend::Seconds(frames as f64 / rate as f64),
-            &opts(2),
-            &mut go(),
-        )
-        .expect("continues");
-    check_continued(&x, &out, frames);
+        .inpaint(&x, &Keep::Mask(keep.clone()), &opts(6), &mut go())
+        .expect("inpaints");
+    let changed = (2_001..2_004)
+        .filter(|&i| (x.channels()[0][i] - out.channels()[0][i]).abs() > 1e-5)
+        .count();
+    assert!(changed > 0, "the 3-sample hole came back as the input");
+    let dist = distances(&keep);
+    for i in (0..x.len()).filter(|&i| dist[i] > seam(rate)) {
+        assert_eq!(x.channels()[0][i], out.channels()[0][i], "sample {i} changed");
+    }
 }
 
 #[test]

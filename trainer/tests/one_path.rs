@@ -336,7 +336,7 @@ fn upsample_matches_for_a_diffusion_upsampler_and_the_shipped_model() {
     assert_same("diffusion upsampler", &want, &got);
 
     // The shipped band-extension model (the default of both), by hand (x4: 6 kHz at 48 kHz) and
-    // measured ("Auto" / no flag), on a clip whose band ends at 6 kHz.
+    // measured (Upsample Auto / no flag), on a clip whose band ends at 6 kHz.
     let input = clip(12_000, 2400).map(|c| {
         let low = AudioClip::mono(12_000, c).expect("clip");
         adiff_core::audio::resample_clip(&low, 48_000)
@@ -345,10 +345,10 @@ fn upsample_matches_for_a_diffusion_upsampler_and_the_shipped_model() {
             .remove(0)
     });
     let wav = write(&dir, "in48.wav", 48_000, &input);
-    for (flags, index) in [(vec!["--bandwidth", "6000"], 1.0), (vec![], 3.0)] {
+    for (flags, auto) in [(vec!["--bandwidth", "6000"], 0.0), (vec![], 1.0)] {
         let want = cli(
             &[&["upsample", s(&wav), "--seed", &seed], &flags[..]].concat(),
-            &dir.join(format!("up-shipped-{index}.wav")),
+            &dir.join(format!("up-shipped-{auto}.wav")),
         );
         assert_eq!(want.sample_rate(), 48_000);
         let got = plugin(
@@ -357,7 +357,8 @@ fn upsample_matches_for_a_diffusion_upsampler_and_the_shipped_model() {
             Some(&input),
             &[
                 (Param::Mode, 1.0),
-                (Param::Factor, index),
+                (Param::Factor, 1.0),
+                (Param::UpsampleAuto, auto),
                 (Param::Seed, SEED as f64),
             ],
         );

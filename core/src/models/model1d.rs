@@ -60,13 +60,8 @@ impl<N: Net> Model1d<N> {
         noise: &mut dyn NoiseSource,
         on_step: &mut OnStep<'_>,
     ) -> Result<Tensor> {
-        let sampler = DiffusionSampler {
-            diffusion: self.diffusion.as_diffusion(),
-            sampler: sampling.sampler.as_ref(),
-            schedule: sampling.schedule.as_ref(),
-            num_steps: Some(sampling.num_steps),
-        };
-        sampler.sample(start_noise, None, inputs, noise, on_step)
+        self.sampler(sampling)
+            .sample(start_noise, None, inputs, noise, on_step)
     }
 
     /// Audio-to-audio: `x` noised to `strength` of the largest sigma and denoised from there
@@ -80,12 +75,17 @@ impl<N: Net> Model1d<N> {
         noise: &mut dyn NoiseSource,
         on_step: &mut OnStep<'_>,
     ) -> Result<Tensor> {
-        let sampler = DiffusionSampler {
+        self.sampler(sampling)
+            .sample_from(x, strength, None, inputs, noise, on_step)
+    }
+
+    /// The `DiffusionSampler` of `sampling` over this model's objective.
+    fn sampler<'a>(&'a self, sampling: &'a Sampling) -> DiffusionSampler<'a> {
+        DiffusionSampler {
             diffusion: self.diffusion.as_diffusion(),
             sampler: sampling.sampler.as_ref(),
             schedule: sampling.schedule.as_ref(),
             num_steps: Some(sampling.num_steps),
-        };
-        sampler.sample_from(x, strength, None, inputs, noise, on_step)
+        }
     }
 }

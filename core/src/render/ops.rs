@@ -166,10 +166,18 @@ impl Model {
             (b_in + context).min(clip.len()),
         );
         let region = at_rate(&clip.slice(lo, hi - lo), cfg.sample_rate)?;
-        // Each network sample keeps what the clip sample at its time keeps.
-        let ratio = |i: usize| ((i as u64 * r_in as u64) / cfg.sample_rate as u64) as usize;
-        let model_keep: Vec<bool> = (0..region.len())
-            .map(|i| keep.get(lo + ratio(i)).copied().unwrap_or(true))
+        // A network sample is regenerated when any clip sample within its period is.
+        let (rm, ri) = (cfg.sample_rate as u64, r_in as u64);
+        let region_keep = &keep[lo..hi];
+        let model_keep: Vec<bool> = (0..region.len() as u64)
+            .map(|i| {
+                let a = ((i * ri) / rm) as usize;
+                let b = (((i + 1) * ri).div_ceil(rm) as usize)
+                    .clamp(a + 1, region_keep.len().max(a + 1));
+                region_keep
+                    .get(a..b.min(region_keep.len()))
+                    .is_none_or(|s| s.iter().all(|k| *k))
+            })
             .collect();
         if model_keep.iter().all(|k| *k) {
             return Err(Error::input(
@@ -214,6 +222,9 @@ impl Model {
         on: OnProgress<'_>,
     ) -> Result<AudioClip> {
         let g = self.generator("continuing")?;
+        if clip.is_empty() {
+            return Err(Error::input("clip", "it is empty"));
+        }
         opts.refuse_guidance()?;
         let cfg = g.config;
         let sampler = opts.inpainting_sampler(&cfg.sampling, cfg.compat, "continuing")?;
@@ -256,7 +267,35 @@ impl Model {
                 ),
             ));
         }
-        let at_model = at_rate(clip, cfg.sample_rate)?;
+        let r = clip.sample_rate();
+        let n = clip.len();
+        // The continuation's length at the clip's rate: what was asked, exactly.
+        let new_r = match extend {
+            Extend::Seconds(s) => (s * r as f64).round() as usize,
+            Extend::Spans(_) => {
+                (frames as u64 * r as u64).div_ceil(cfg.sample_rate as u64) as usize
+            }
+        };
+        let out_channels = if cfg.channels == 1 {
+            clip.num_channels()
+        } else {
+            cfg.channels
+        };
+        let max = limits::max_frames(r, out_channels);
+        if n + new_r > max {
+            return Err(Error::input(
+                "length",
+                format!("the continued clip would be {} samples x {out_channels} channels; at most {max} frames are held in memory", n + new_r),
+            ));
+        }
+        // Only the clip's last window (and an eighth more, beyond the resampler's edge) goes
+        // through the network, the stage and the resampling; the rest is the clip itself.
+        let context_model = window + window / 8;
+        let ctx = ((context_model as u64 * r as u64).div_ceil(cfg.sample_rate as u64) as usize)
+            .max(seam(r))
+            .min(n);
+        let region = clip.slice(n - ctx, ctx);
+        let at_model = at_rate(&region, cfg.sample_rate)?;
         let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
         let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
         let mut noise = SeededNoise::new(opts.seed);
@@ -275,11 +314,20 @@ impl Model {
         if let Some(stage) = g.stage {
             out = stage.apply(&out, &mut noise)?;
         }
-        let out = at_rate(&out, clip.sample_rate())?;
-        let n = clip.len();
-        let base = clip.with_channels(out.num_channels())?;
-        let out = exact_length(&out, out.len().max(n))?;
-        crate::audio::splice::restore_known(&base, &out, n, n, seam(clip.sample_rate()))
+        let tail = exact_length(&at_rate(&out, r)?, ctx + new_r)?;
+        let base = region.with_channels(tail.num_channels())?;
+        let tail = crate::audio::splice::restore_known(&base, &tail, ctx, ctx, seam(r))?;
+        let head = clip.slice(0, n - ctx).with_channels(tail.num_channels())?;
+        let chans = head
+            .into_channels()
+            .into_iter()
+            .zip(tail.into_channels())
+            .map(|(mut h, t)| {
+                h.extend_from_slice(&t);
+                h
+            })
+            .collect();
+        AudioClip::new(r, chans)
     }
 
     /// A variation of `clip` (audio-to-audio, the "init audio" of stable-audio-tools): noised to
@@ -292,6 +340,9 @@ impl Model {
         on: OnProgress<'_>,
     ) -> Result<AudioClip> {
         let g = self.generator("a variation")?;
+        if clip.is_empty() {
+            return Err(Error::input("clip", "it is empty"));
+        }
         opts.refuse_guidance()?;
         let strength = opts.strength()?;
         if opts.sampler == Some(crate::sampler::SamplerKind::V) {

@@ -5,8 +5,8 @@
 use super::ops::{keep_mask, Keep};
 use super::upsample::factor_for;
 use super::*;
-use crate::audio::AudioClip;
 use crate::audio::metrics::signal_metrics;
+use crate::audio::AudioClip;
 use crate::models::bandext::sinc_down;
 use crate::models::bandext::synth::brickwall_highpass;
 use crate::models::folder::SamplingDefaults;
@@ -57,10 +57,18 @@ fn lowpass(x: &[f32], hz: f64) -> Vec<f32> {
 fn the_factor_is_the_smallest_whose_band_edge_reaches_the_cut_off() {
     let f = [2, 4, 8];
     assert_eq!(factor_for(48_000, 6_000.0, &f), 4);
-    assert_eq!(factor_for(48_000, 5_568.0, &f), 4, "within 10 % of the x4 edge");
+    assert_eq!(
+        factor_for(48_000, 5_568.0, &f),
+        4,
+        "within 10 % of the x4 edge"
+    );
     assert_eq!(factor_for(48_000, 5_000.0, &f), 8);
     assert_eq!(factor_for(48_000, 11_000.0, &f), 2);
-    assert_eq!(factor_for(48_000, 1_000.0, &f), 8, "the largest when none reaches");
+    assert_eq!(
+        factor_for(48_000, 1_000.0, &f),
+        8,
+        "the largest when none reaches"
+    );
     assert_eq!(factor_for(48_000, 23_900.0, &f), 1, "already full band");
     assert_eq!(factor_for(44_100, 16_000.0, &f), 2);
 }
@@ -68,14 +76,33 @@ fn the_factor_is_the_smallest_whose_band_edge_reaches_the_cut_off() {
 #[test]
 fn keep_masks_follow_the_span_in_samples_of_the_clip() {
     let clip = AudioClip::mono(1000, vec![0.0; 100]).unwrap();
-    let m = keep_mask(&Keep::Outside { start: 0.01, end: 0.0205 }, &clip).unwrap();
+    let m = keep_mask(
+        &Keep::Outside {
+            start: 0.01,
+            end: 0.0205,
+        },
+        &clip,
+    )
+    .unwrap();
     let holes: Vec<usize> = (0..100).filter(|i| !m[*i]).collect();
     assert_eq!(holes, (10..21).collect::<Vec<_>>());
     for bad in [
-        Keep::Outside { start: 0.05, end: 0.05 },
-        Keep::Outside { start: -0.01, end: 0.05 },
-        Keep::Outside { start: 0.0, end: f64::NAN },
-        Keep::Outside { start: 0.0, end: 0.2 },
+        Keep::Outside {
+            start: 0.05,
+            end: 0.05,
+        },
+        Keep::Outside {
+            start: -0.01,
+            end: 0.05,
+        },
+        Keep::Outside {
+            start: 0.0,
+            end: f64::NAN,
+        },
+        Keep::Outside {
+            start: 0.0,
+            end: 0.2,
+        },
         Keep::Mask(vec![true; 99]),
     ] {
         assert!(keep_mask(&bad, &clip).is_err(), "{bad:?}");
@@ -86,7 +113,9 @@ fn keep_masks_follow_the_span_in_samples_of_the_clip() {
 fn only_a_sampler_that_inpaints_may_inpaint() {
     let d = SamplingDefaults::default();
     let ok = RenderOptions::seeded(1);
-    assert!(ok.inpainting_sampler(&d, Compat::Fixed, "inpainting").is_ok());
+    assert!(ok
+        .inpainting_sampler(&d, Compat::Fixed, "inpainting")
+        .is_ok());
     let e = RenderOptions {
         sampler: Some(SamplerKind::Aeuler),
         ..ok.clone()
@@ -112,21 +141,42 @@ fn the_shipped_upsampler_plans_each_target() {
     assert_eq!(m.factors(), vec![2, 4, 8]);
     let x = lowpass(&music(48_000), 6_000.0);
     let clip = AudioClip::mono(48_000, x).unwrap();
-    let p = m.plan_upsample(&clip, UpsampleTarget::Factor(Some(4))).unwrap();
+    let p = m
+        .plan_upsample(&clip, UpsampleTarget::Factor(Some(4)))
+        .unwrap();
     assert_eq!((p.out_rate, p.factor, p.cutoff_hz), (192_000, 4, None));
-    let p = m.plan_upsample(&clip, UpsampleTarget::Bandwidth(6_000.0)).unwrap();
-    assert_eq!((p.out_rate, p.factor, p.cutoff_hz), (48_000, 4, Some(6_000.0)));
+    let p = m
+        .plan_upsample(&clip, UpsampleTarget::Bandwidth(6_000.0))
+        .unwrap();
+    assert_eq!(
+        (p.out_rate, p.factor, p.cutoff_hz),
+        (48_000, 4, Some(6_000.0))
+    );
     let p = m.plan_upsample(&clip, UpsampleTarget::Auto).unwrap();
     let found = p.detected.unwrap();
-    assert!(found.limited && (found.cutoff_hz - 6_000.0).abs() < 200.0, "{found:?}");
+    assert!(
+        found.limited && (found.cutoff_hz - 6_000.0).abs() < 200.0,
+        "{found:?}"
+    );
     assert_eq!((p.out_rate, p.factor), (48_000, 4));
-    assert!(m.plan_upsample(&clip, UpsampleTarget::Factor(Some(3))).is_err());
-    assert!(m.plan_upsample(&clip, UpsampleTarget::Bandwidth(24_000.0)).is_err());
-    assert!(m.plan_upsample(&clip, UpsampleTarget::Bandwidth(f64::NAN)).is_err());
+    assert!(m
+        .plan_upsample(&clip, UpsampleTarget::Factor(Some(3)))
+        .is_err());
+    assert!(m
+        .plan_upsample(&clip, UpsampleTarget::Bandwidth(24_000.0))
+        .is_err());
+    assert!(m
+        .plan_upsample(&clip, UpsampleTarget::Bandwidth(f64::NAN))
+        .is_err());
     // A full-band clip: nothing to restore, the output is the input.
     let full = AudioClip::mono(48_000, music(48_000)).unwrap();
     let (out, p) = m
-        .upsample(&full, UpsampleTarget::Auto, &RenderOptions::seeded(1), &mut go())
+        .upsample(
+            &full,
+            UpsampleTarget::Auto,
+            &RenderOptions::seeded(1),
+            &mut go(),
+        )
         .unwrap();
     assert!(p.is_identity());
     assert_eq!(out.channels(), full.channels());
@@ -135,7 +185,10 @@ fn the_shipped_upsampler_plans_each_target() {
         .generate(None, &RenderOptions::seeded(1), &mut go())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("BandExtension") && e.contains("generator"), "{e}");
+    assert!(
+        e.contains("BandExtension") && e.contains("generator"),
+        "{e}"
+    );
 }
 
 /// A 48 kHz clip low-passed at 6 kHz, upsampled with no factor, stays at 48 kHz and its length,
@@ -150,7 +203,12 @@ fn measured_upsampling_at_the_same_rate_beats_noise_fill_above_the_cut_off() {
     let x = lowpass(&truth, 6_000.0);
     let clip = AudioClip::mono(48_000, x.clone()).unwrap();
     let (out, plan) = m
-        .upsample(&clip, UpsampleTarget::Auto, &RenderOptions::seeded(3), &mut go())
+        .upsample(
+            &clip,
+            UpsampleTarget::Auto,
+            &RenderOptions::seeded(3),
+            &mut go(),
+        )
         .unwrap();
     assert_eq!((out.sample_rate(), out.len()), (48_000, x.len()));
     assert_eq!(plan.factor, 4);
@@ -162,18 +220,32 @@ fn measured_upsampling_at_the_same_rate_beats_noise_fill_above_the_cut_off() {
         .zip(lowpass(&x, cut))
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(low_err < 1e-3, "the band below the cut-off moved by {low_err}");
+    assert!(
+        low_err < 1e-3,
+        "the band below the cut-off moved by {low_err}"
+    );
     let ours = signal_metrics(&truth, y, 4).unwrap().lsd_hf;
     let input = signal_metrics(&truth, &x, 4).unwrap().lsd_hf;
-    assert!(ours < input / 2.0, "LSD above 6 kHz: ours {ours:.3}, input {input:.3}");
+    assert!(
+        ours < input / 2.0,
+        "LSD above 6 kHz: ours {ours:.3}, input {input:.3}"
+    );
     let low = AudioClip::mono(12_000, sinc_down(&x, 4).unwrap()).unwrap();
     let (up, _) = m
-        .upsample(&low, UpsampleTarget::Factor(Some(4)), &RenderOptions::seeded(3), &mut go())
+        .upsample(
+            &low,
+            UpsampleTarget::Factor(Some(4)),
+            &RenderOptions::seeded(3),
+            &mut go(),
+        )
         .unwrap();
     let mut up = up.channels()[0].clone();
     up.resize(x.len(), 0.0);
     let factor_form = signal_metrics(&truth, &up, 4).unwrap().lsd_hf;
-    assert!((ours - factor_form).abs() < 0.05, "same rate {ours:.3}, factor form {factor_form:.3}");
+    assert!(
+        (ours - factor_form).abs() < 0.05,
+        "same rate {ours:.3}, factor form {factor_form:.3}"
+    );
 }
 
 #[test]
@@ -206,4 +278,3 @@ fn a_cancel_stops_the_band_extension_and_says_so() {
         .to_string();
     assert!(e.contains("guidance"), "{e}");
 }
-

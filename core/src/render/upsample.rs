@@ -32,6 +32,8 @@ pub struct UpsamplePlan {
     pub in_rate: u32,
     /// The result's rate.
     pub out_rate: u32,
+    /// The result's channels: the clip's, or a multi-channel diffusion model's own count.
+    pub out_channels: usize,
     /// The model factor used (1: the clip already reaches its Nyquist frequency, nothing to do).
     pub factor: usize,
     /// Same-rate modes: the cut-off above which the result is the model's.
@@ -49,9 +51,10 @@ impl UpsamplePlan {
         (frames as u64 * self.out_rate as u64 / self.in_rate.max(1) as u64) as usize
     }
 
-    /// Refuses a result of a `frames`-frame, `channels`-channel clip past the limits: those of a
-    /// clip held in memory, or (`streamed`) those of a 32-bit WAV written block by block.
-    pub fn check_size(&self, frames: usize, channels: usize, streamed: bool) -> Result<()> {
+    /// Refuses a result of a `frames`-frame clip past the limits: those of a clip held in
+    /// memory, or (`streamed`) those of a 32-bit WAV written block by block.
+    pub fn check_size(&self, frames: usize, streamed: bool) -> Result<()> {
+        let channels = self.out_channels;
         let out = self.out_frames(frames);
         let max = if streamed {
             limits::max_stream_frames(self.out_rate, channels, 4)
@@ -139,6 +142,9 @@ impl Model {
             ));
         }
         let r = clip.sample_rate();
+        if clip.is_empty() {
+            return Err(Error::input("clip", "it is empty: nothing to upsample"));
+        }
         match target {
             UpsampleTarget::Factor(k) => {
                 let k = k.unwrap_or(factors[0]);
@@ -164,6 +170,7 @@ impl Model {
                 Ok(UpsamplePlan {
                     in_rate: r,
                     out_rate: out as u32,
+                    out_channels: self.out_channels(clip),
                     factor: k,
                     cutoff_hz: None,
                     detected: None,
@@ -178,7 +185,7 @@ impl Model {
                         format!("the cut-off must be above 0 and below the clip's Nyquist frequency {nyquist:.0} Hz, got {hz}"),
                     ));
                 }
-                self.same_rate_plan(r, hz, None, &factors)
+                self.same_rate_plan(clip, hz, None, &factors)
             }
             UpsampleTarget::Auto => {
                 let found = bandwidth::detect(clip)?;
@@ -187,18 +194,27 @@ impl Model {
                 } else {
                     r as f64 / 2.0
                 };
-                self.same_rate_plan(r, hz, Some(found), &factors)
+                self.same_rate_plan(clip, hz, Some(found), &factors)
             }
+        }
+    }
+
+    /// The channels of what this model makes of `clip`.
+    fn out_channels(&self, clip: &AudioClip) -> usize {
+        match self.config() {
+            Some(cfg) if cfg.channels > 1 => cfg.channels,
+            _ => clip.num_channels(),
         }
     }
 
     fn same_rate_plan(
         &self,
-        r: u32,
+        clip: &AudioClip,
         cutoff: f64,
         detected: Option<Bandwidth>,
         factors: &[usize],
     ) -> Result<UpsamplePlan> {
+        let r = clip.sample_rate();
         // A diffusion upsampler works at its own rate R: the factor is chosen there.
         let work_rate = self.sample_rate().unwrap_or(r);
         let k = factor_for(work_rate, cutoff.min(work_rate as f64 / 2.0), factors);
@@ -216,6 +232,7 @@ impl Model {
         Ok(UpsamplePlan {
             in_rate: r,
             out_rate: r,
+            out_channels: self.out_channels(clip),
             factor: k,
             cutoff_hz: Some(cutoff),
             detected,
@@ -232,7 +249,8 @@ impl Model {
         on: OnProgress<'_>,
     ) -> Result<(AudioClip, UpsamplePlan)> {
         let plan = self.plan_upsample(clip, target)?;
-        let mut chans = vec![Vec::new(); clip.num_channels()];
+        plan.check_size(clip.len(), false)?;
+        let mut chans = vec![Vec::new(); plan.out_channels];
         self.upsample_into(clip, &plan, opts, on, &mut |block| {
             for (c, b) in chans.iter_mut().zip(block) {
                 c.extend_from_slice(b);
@@ -277,7 +295,8 @@ impl Model {
         };
         if plan.is_identity() {
             checkpoint(on, 1.0)?;
-            let block: Vec<&[f32]> = clip.channels().iter().map(Vec::as_slice).collect();
+            let same = clip.with_channels(plan.out_channels)?;
+            let block: Vec<&[f32]> = same.channels().iter().map(Vec::as_slice).collect();
             return checked(&block);
         }
         match &self.inner {
@@ -306,11 +325,12 @@ impl Model {
         path: &std::path::Path,
         on: OnProgress<'_>,
     ) -> Result<usize> {
-        plan.check_size(clip.len(), clip.num_channels(), true)?;
+        let streams = matches!(self.inner, Inner::BandExtension(_));
+        plan.check_size(clip.len(), streams)?;
         let mut sink = crate::audio::WavSink::create(
             path,
             plan.out_rate,
-            clip.num_channels(),
+            plan.out_channels,
             crate::audio::WavEncoding::Float32,
         )?;
         self.upsample_into(clip, plan, opts, on, &mut |block| sink.write(block))?;
@@ -427,7 +447,11 @@ fn band_extend(
                         .map(|x| {
                             let lo = sinc_down(x, k)?;
                             let mut y = m.upsample_signal(&lo, k, &mut noise)?;
-                            y.resize(x.len(), 0.0);
+                            // Past the last whole multiple of K the model has nothing: the
+                            // input itself, so the difference there is zero.
+                            let known = y.len().min(x.len());
+                            y.truncate(known);
+                            y.extend_from_slice(&x[known..]);
                             keep_below(x, &y, fc, rate)
                         })
                         .collect()

@@ -80,10 +80,11 @@ impl ModelRenderer {
     }
 }
 
-/// The settings as the use-case layer's options (the plugin always names steps and sampler).
+/// The settings as the use-case layer's options (the plugin always names steps and sampler; its
+/// Steps control starts at 1, which runs as 2, the fewest a schedule has).
 fn options(s: &RenderSettings) -> RenderOptions {
     RenderOptions {
-        steps: Some(s.steps),
+        steps: Some(s.steps.max(2)),
         sampler: Some(s.sampler),
         seed: s.seed,
         ..RenderOptions::default()
@@ -163,7 +164,18 @@ impl Renderer for ModelRenderer {
             .model
             .upsample(&input, target, &options(s), &mut on(progress))
             .map_err(|e| self.failed("Upsample", e))?;
-        self.note = Some(format!("upsample: {}", plan.describe()));
+        let measured = match plan.detected {
+            Some(_) => String::new(),
+            None => match adiff_core::audio::bandwidth::detect(&input) {
+                Ok(b) if b.limited => format!(
+                    " (the clip's content measures as ending at {:.0} Hz)",
+                    b.cutoff_hz
+                ),
+                Ok(_) => " (the clip's content measures as reaching its Nyquist frequency)".into(),
+                Err(_) => String::new(),
+            },
+        };
+        self.note = Some(format!("upsample: {}{measured}", plan.describe()));
         Ok(to_buf(out, clip.anchor))
     }
 

@@ -47,10 +47,12 @@ pub enum Param {
     Progress,
     /// Upsample factor (x2, x4, x8): how far below the host rate the captured clip's band ends.
     Factor,
+    /// Upsample: measure where the captured clip's content ends instead of using `Factor`.
+    UpsampleAuto,
 }
 
 /// Number of parameters.
-pub const PARAM_COUNT: usize = 18;
+pub const PARAM_COUNT: usize = 19;
 
 /// How a parameter's values are shown and stepped.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,19 +112,16 @@ pub struct ParamSpec {
 
 /// Render modes, in the order of the `mode` parameter.
 pub const MODES: &[&str] = &["Generate", "Upsample", "Inpaint", "Continue"];
-/// Samplers, in the order of the `sampler` parameter: adiff-core's one list.
-pub const SAMPLERS: &[&str] = &adiff_core::sampler::SamplerKind::NAMES;
-/// Upsample choices, in the order of the `factor` parameter: index `i < 3` says the captured
-/// clip's band ends at its rate over `2 * 2^(i+1)`; "Auto" measures where it ends.
-pub const FACTORS: &[&str] = &["x2", "x4", "x8", "Auto"];
+/// Samplers, in the order of the `sampler` parameter: the first three of adiff-core's one list
+/// (those of audio-diffusion-pytorch 0.0.61, in the order this parameter was released with; a
+/// longer range would move hosts' normalised automation of it).
+pub const SAMPLERS: &[&str] = adiff_core::sampler::SamplerKind::NAMES.split_at(3).0;
+/// Upsample factors, in the order of the `factor` parameter (index `i` is factor `2^(i+1)`).
+pub const FACTORS: &[&str] = &["x2", "x4", "x8"];
 
-/// The upsample factor of the `factor` parameter's index (2, 4 or 8; 0 for "Auto").
+/// The upsample factor of the `factor` parameter's index (2, 4 or 8).
 pub fn factor_from_index(i: usize) -> usize {
-    if i >= 3 {
-        0
-    } else {
-        2 << i
-    }
+    2 << i.min(FACTORS.len() - 1)
 }
 const ON_OFF: Kind = Kind::Bool;
 
@@ -175,7 +174,7 @@ pub static PARAMS: [ParamSpec; PARAM_COUNT] = [
         "sampler",
         "Sampler",
         0.0,
-        (SAMPLERS.len() - 1) as f64,
+        2.0,
         0.0,
         Kind::Choice(SAMPLERS),
         AUTO,
@@ -346,9 +345,19 @@ pub static PARAMS: [ParamSpec; PARAM_COUNT] = [
         "factor",
         "Upsample Factor",
         0.0,
-        3.0,
+        2.0,
         1.0,
         Kind::Choice(FACTORS),
+        AUTO,
+    ),
+    spec(
+        Param::UpsampleAuto,
+        "upsample_auto",
+        "Upsample Auto",
+        0.0,
+        1.0,
+        0.0,
+        ON_OFF,
         AUTO,
     ),
 ];

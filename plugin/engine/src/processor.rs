@@ -241,7 +241,11 @@ impl Processor {
                     .unwrap_or(SamplerKind::Adpm2),
                 seed: p.get(Param::Seed) as u64,
                 guidance: p.get(Param::Guidance) as f32,
-                factor: crate::params::factor_from_index(p.get(Param::Factor) as usize),
+                factor: if p.get(Param::UpsampleAuto) >= 0.5 {
+                    0
+                } else {
+                    crate::params::factor_from_index(p.get(Param::Factor) as usize)
+                },
             },
             region: (p.get(Param::RegionStart), p.get(Param::RegionEnd)),
             length: p.get(Param::Length),

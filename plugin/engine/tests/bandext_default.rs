@@ -2,7 +2,7 @@
 //! engine, as the plugin's default model (`ModelRenderer::shipped` with the sketch model for the
 //! other modes). An Upsample render with factor index `i < 3` (factor `k = 2^(i+1)`) is
 //! adiff-core's same-rate upsampling of the captured clip with its band taken to end at
-//! `rate / (2k)` (`UpsampleTarget::Bandwidth`), same seed; index 3 ("Auto") measures the cut-off
+//! `rate / (2k)` (`UpsampleTarget::Bandwidth`), same seed; *Upsample Auto* measures the cut-off
 //! (`UpsampleTarget::Auto`). The result comes at the clip's (host's) rate and length.
 //!
 //! Output gain: the defaults are Gain 0 dB (a factor of exactly `10^0 = 1`) and Mix 100 %, and
@@ -75,7 +75,8 @@ struct Rendered {
     played_half: [Vec<f32>; 2],
 }
 
-/// Captures `(l, r)` at `rate`, renders Upsample with `factor_index` and `seed`, plays it back.
+/// Captures `(l, r)` at `rate`, renders Upsample with `factor_index` (3: Upsample Auto on) and
+/// `seed`, plays it back.
 fn render_and_play(rate: f64, l: &[f32], r: &[f32], factor_index: f64, seed: f64) -> Rendered {
     let e = engine();
     let mut p = e.activate(rate);
@@ -84,7 +85,11 @@ fn render_and_play(rate: f64, l: &[f32], r: &[f32], factor_index: f64, seed: f64
     e.params().set(Param::Arm, 0.0);
     run(&mut p, &[0.0; 8], &[0.0; 8], 8);
     e.params().set(Param::Mode, 1.0);
-    e.params().set(Param::Factor, factor_index);
+    if factor_index >= 3.0 {
+        e.params().set(Param::UpsampleAuto, 1.0);
+    } else {
+        e.params().set(Param::Factor, factor_index);
+    }
     e.params().set(Param::Seed, seed);
     let seen = e.shared().results_received();
     e.params().set(Param::Render, 1.0);

@@ -81,6 +81,12 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if args.model.is_file() {
         return audio_info(&args.model);
     }
+    if !args.model.exists() {
+        anyhow::bail!(
+            "{} does not exist (give a model folder or an audio file)",
+            args.model.display()
+        );
+    }
     // Open the model as every command would, so `info` fails where they would.
     let model = Model::open(&args.model, &Device::Cpu)
         .with_context(|| format!("opening model folder {}", args.model.display()))?;

@@ -72,12 +72,11 @@ pub fn run(args: &UpsampleArgs) -> Result<()> {
             "wrote {} ({} Hz, {} channels, {secs:.2} s)",
             args.output.display(),
             plan.out_rate,
-            input.num_channels()
+            plan.out_channels
         );
         return Ok(());
     }
-    plan.check_size(input.len(), input.num_channels(), false)
-        .map_err(flags)?;
+    plan.check_size(input.len(), false).map_err(flags)?;
     let (out, _) = with_progress("upsampling", &[], |on| {
         model.upsample(&input, target, &opts, on)
     })?;

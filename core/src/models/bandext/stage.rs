@@ -61,8 +61,21 @@ impl Stage {
     }
 
     /// `clip` upsampled by the factor (`factor` times as many samples, at `factor` times the rate);
-    /// `noise` supplies the fill.
+    /// `noise` supplies the fill. Chunk by chunk with crossfades ([`super::stream`]), so the
+    /// working memory does not grow with the clip; a clip of one chunk is upsampled in one piece,
+    /// as [`BandExtension::upsample_clip`] does.
     pub fn apply(&self, clip: &AudioClip, noise: &mut dyn NoiseSource) -> Result<AudioClip> {
-        self.model.upsample_clip(clip, self.factor, noise)
+        let rate = clip
+            .sample_rate()
+            .checked_mul(self.factor as u32)
+            .ok_or_else(|| Error::input("band_extension.factor", "rate overflow"))?;
+        let mut chans = vec![Vec::with_capacity(clip.len() * self.factor); clip.num_channels()];
+        super::stream::upsample_streaming(&self.model, clip, self.factor, noise, &mut |block| {
+            for (c, b) in chans.iter_mut().zip(block) {
+                c.extend_from_slice(b);
+            }
+            Ok(())
+        })?;
+        AudioClip::new(rate, chans)
     }
 }
