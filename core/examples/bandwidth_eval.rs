@@ -47,7 +47,7 @@ fn main() -> Res<()> {
         if rows.len() / 3 >= max {
             break;
         }
-        let clip = read_audio(&dir.join(f[0]))?.with_channels(1)?;
+        let clip = read_audio(dir.join(f[0]))?.with_channels(1)?;
         let x = clip.channels()[0].clone();
         let hp = brickwall_highpass(&x, cutoff / (rate as f64 / 2.0))?;
         let wall: Vec<f32> = x.iter().zip(&hp).map(|(a, h)| a - h).collect();

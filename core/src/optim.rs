@@ -347,7 +347,7 @@ mod tests {
                 .map(|i| (((i as u64 * 7919 + step * 104_729) % 1000) as f32 - 500.0) / 300.0)
                 .collect();
             let g32 = Tensor::from_vec(g, n, &d)?;
-            fused.step(&[g32.clone()], 1e-2)?;
+            fused.step(std::slice::from_ref(&g32), 1e-2)?;
             composite.step(&[g32.to_dtype(DType::F64)?], 1e-2)?;
         }
         let a = w32.as_tensor().to_dtype(DType::F64)?;

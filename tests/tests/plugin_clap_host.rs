@@ -61,9 +61,9 @@ fn config() -> PluginAudioConfiguration {
 }
 
 fn get(instance: &mut PluginInstance<TestHost>, p: Param) -> f64 {
-    let mut h = instance.plugin_handle();
+    let h = instance.plugin_handle();
     let ext = h.get_extension::<PluginParams>().expect("params extension");
-    ext.get_value(&mut h, ClapId::new(p.id())).expect("value")
+    ext.get_value(&h, ClapId::new(p.id())).expect("value")
 }
 
 fn wait_for_render(
@@ -135,37 +135,37 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
 
     let (mut instance, rescans) = instantiate(&entry, &id);
     {
-        let mut h = instance.plugin_handle();
+        let h = instance.plugin_handle();
         let params = h.get_extension::<PluginParams>().expect("params");
-        assert_eq!(params.count(&mut h) as usize, Param::all().count());
+        assert_eq!(params.count(&h) as usize, Param::all().count());
         let mut buf = ParamInfoBuffer::new();
-        let info = params.get_info(&mut h, 6, &mut buf).expect("info");
+        let info = params.get_info(&h, 6, &mut buf).expect("info");
         assert_eq!(info.id.get(), Param::Gain.id());
         assert_eq!((info.min_value, info.max_value), (-60.0, 24.0));
         let mut text = [0u8; 64];
         let shown = params
-            .value_to_text(&mut h, ClapId::new(Param::Gain.id()), -6.0, &mut text)
+            .value_to_text(&h, ClapId::new(Param::Gain.id()), -6.0, &mut text)
             .expect("text");
         assert_eq!(std::str::from_utf8(shown).ok(), Some("-6.0 dB"));
         assert_eq!(
-            params.text_to_value(&mut h, ClapId::new(Param::Mode.id()), c"Inpaint"),
+            params.text_to_value(&h, ClapId::new(Param::Mode.id()), c"Inpaint"),
             Some(2.0)
         );
         // The sampler choices are the first three of adiff-core's sampler names, in the order
         // the parameter was released with; "Upsample Auto" is a parameter of its own.
         for (name, v) in [(c"adpm2", 0.0), (c"aeuler", 1.0), (c"karras", 2.0)] {
             assert_eq!(
-                params.text_to_value(&mut h, ClapId::new(Param::Sampler.id()), name),
+                params.text_to_value(&h, ClapId::new(Param::Sampler.id()), name),
                 Some(v),
                 "{name:?}"
             );
         }
         assert_eq!(
-            params.text_to_value(&mut h, ClapId::new(Param::Sampler.id()), c"dpmpp2m"),
+            params.text_to_value(&h, ClapId::new(Param::Sampler.id()), c"dpmpp2m"),
             None
         );
         assert_eq!(
-            params.text_to_value(&mut h, ClapId::new(Param::Factor.id()), c"x8"),
+            params.text_to_value(&h, ClapId::new(Param::Factor.id()), c"x8"),
             Some(2.0)
         );
     }
@@ -221,10 +221,10 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
 
     // State into a fresh instance reproduces the output.
     let state = {
-        let mut h = instance.plugin_handle();
+        let h = instance.plugin_handle();
         let ext = h.get_extension::<PluginState>().expect("state");
         let mut bytes = Vec::new();
-        ext.save(&mut h, &mut bytes).expect("save");
+        ext.save(&h, &mut bytes).expect("save");
         bytes
     };
     instance.deactivate(processor.stop_processing());
@@ -232,9 +232,9 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
 
     let (mut fresh, fresh_rescans) = instantiate(&entry, &id);
     {
-        let mut h = fresh.plugin_handle();
+        let h = fresh.plugin_handle();
         let ext = h.get_extension::<PluginState>().expect("state");
-        ext.load(&mut h, &mut state.as_slice()).expect("load");
+        ext.load(&h, &mut state.as_slice()).expect("load");
     }
     assert_eq!(
         fresh_rescans.load(Ordering::SeqCst),
@@ -259,9 +259,9 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
 
     // Offline: a render requested in a block is waited for within that block.
     {
-        let mut h = fresh.plugin_handle();
+        let h = fresh.plugin_handle();
         let render = h.get_extension::<PluginRender>().expect("render extension");
-        render.set(&mut h, RenderMode::Offline).expect("offline");
+        render.set(&h, RenderMode::Offline).expect("offline");
     }
     blocks.set_param(Param::Trigger.id(), 0.0);
     blocks.set_param(Param::Render.id(), 0.0);
@@ -283,9 +283,9 @@ fn clap_bundle_captures_upsamples_plays_back_and_restores_state() {
     corrupt[mid] ^= 0xff;
     fresh.deactivate(processor.stop_processing());
     {
-        let mut h = fresh.plugin_handle();
+        let h = fresh.plugin_handle();
         let ext = h.get_extension::<PluginState>().expect("state");
-        assert!(ext.load(&mut h, &mut corrupt.as_slice()).is_err());
+        assert!(ext.load(&h, &mut corrupt.as_slice()).is_err());
     }
     assert_eq!(fresh_rescans.load(Ordering::SeqCst), 2);
     assert_eq!(get(&mut fresh, Param::Steps), Param::Steps.spec().default);

@@ -208,9 +208,9 @@ fn clap_adapter_never_allocates_on_the_audio_thread() {
         n
     };
     let progress = |instance: &mut PluginInstance<_>| {
-        let mut h = instance.plugin_handle();
+        let h = instance.plugin_handle();
         let ext = h.get_extension::<PluginParams>().expect("params");
-        ext.get_value(&mut h, ClapId::new(Param::Progress.id()))
+        ext.get_value(&h, ClapId::new(Param::Progress.id()))
             .unwrap_or(0.0)
     };
     for round in 0..2 {

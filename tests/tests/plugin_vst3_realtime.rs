@@ -193,7 +193,7 @@ fn vst3_process_never_allocates_on_the_audio_thread() {
     let started = std::time::Instant::now();
     let mut reported = Vec::new();
     let mut b = 0;
-    while b < blocks || rendered_at.map_or(true, |r| b < r + 1000) {
+    while b < blocks || rendered_at.is_none_or(|r| b < r + 1000) {
         assert!(
             started.elapsed().as_secs() < 120,
             "the render never finished"

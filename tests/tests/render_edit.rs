@@ -321,7 +321,11 @@ fn a_hole_narrower_than_a_model_sample_is_regenerated() {
     assert!(changed > 0, "the 3-sample hole came back as the input");
     let dist = distances(&keep);
     for i in (0..x.len()).filter(|&i| dist[i] > seam(rate)) {
-        assert_eq!(x.channels()[0][i], out.channels()[0][i], "sample {i} changed");
+        assert_eq!(
+            x.channels()[0][i],
+            out.channels()[0][i],
+            "sample {i} changed"
+        );
     }
 }
 

@@ -49,7 +49,7 @@ impl AudioClip {
 
     /// A clip from interleaved frames (`l r l r ...`).
     pub fn from_interleaved(sample_rate: u32, num_channels: usize, data: &[f32]) -> Result<Self> {
-        if num_channels == 0 || data.len() % num_channels != 0 {
+        if num_channels == 0 || !data.len().is_multiple_of(num_channels) {
             return Err(Error::input(
                 "data",
                 format!(

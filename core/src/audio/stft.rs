@@ -9,7 +9,7 @@ use realfft::RealFftPlanner;
 ///
 /// Needs `len > n_fft / 2` (reflect padding cannot reach further than the signal), `n_fft` even.
 pub fn power_spectrogram(x: &[f32], n_fft: usize, hop: usize) -> Result<Vec<Vec<f64>>> {
-    if n_fft < 2 || n_fft % 2 != 0 || hop == 0 {
+    if n_fft < 2 || !n_fft.is_multiple_of(2) || hop == 0 {
         return Err(Error::input(
             "stft",
             format!("need an even n_fft >= 2 and hop > 0, got {n_fft} and {hop}"),

@@ -194,7 +194,10 @@ impl AudioDiffusionModel {
         on_step: &mut OnStep<'_>,
     ) -> Result<Tensor> {
         let half = window / 2;
-        if window % 2 != 0 || half == 0 || half % self.cfg.unet.total_factor() != 0 {
+        if !window.is_multiple_of(2)
+            || half == 0
+            || !half.is_multiple_of(self.cfg.unet.total_factor())
+        {
             return Err(Error::input(
                 "window",
                 format!("{window} samples cannot be split into two spans of whole UNet factors"),

@@ -75,7 +75,7 @@ impl MultiEncoder1dConfig {
         }
         if self.latent_channels == 0
             || self.resnet_groups == 0
-            || self.latent_channels % self.resnet_groups != 0
+            || !self.latent_channels.is_multiple_of(self.resnet_groups)
         {
             return Err(Error::config(
                 "latent_channels",

@@ -17,7 +17,7 @@ pub struct LearnedPositionalEmbedding {
 impl LearnedPositionalEmbedding {
     /// `dim` must be even.
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        if dim % 2 != 0 {
+        if !dim.is_multiple_of(2) {
             return Err(Error::config(
                 "channels",
                 format!("{dim} must be even (LearnedPositionalEmbedding)"),
@@ -71,7 +71,7 @@ pub struct SinusoidalEmbedding {
 impl SinusoidalEmbedding {
     /// `dim` must be even and at least 4.
     pub fn new(dim: usize) -> Result<Self> {
-        if dim < 4 || dim % 2 != 0 {
+        if dim < 4 || !dim.is_multiple_of(2) {
             return Err(Error::config(
                 "dim",
                 format!("SinusoidalEmbedding needs an even dim >= 4, got {dim}"),

@@ -30,7 +30,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// Builds the layer under `vb` (`weight`, `bias`). `channels` must be divisible by `groups`.
     pub fn new(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(Error::config(
                 vb.prefix(),
                 format!("GroupNorm: {channels} channels are not divisible by {groups} groups"),

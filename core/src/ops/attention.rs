@@ -169,6 +169,8 @@ impl CustomOp3 for AttentionOp {
         let (scale, isa) = (self.scale, self.isa);
         let failed = std::sync::atomic::AtomicBool::new(false);
         candle_core::utils::barrier_pool().execute_chunked(heads, |range| {
+            // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+            #[allow(clippy::redundant_locals)]
             let outs = outs;
             let mut scratch = Scratch::default();
             for h in range {

@@ -58,7 +58,7 @@ pub(crate) struct TapConv<'a, T = f32> {
 /// A row length (in f32) that is not a multiple of 128 values (512 bytes), so that the rows a
 /// kernel call reads do not all map to the same cache sets.
 pub(crate) fn unaliased(m: usize) -> usize {
-    if m % 128 == 0 {
+    if m.is_multiple_of(128) {
         m + 16
     } else {
         m
@@ -69,7 +69,7 @@ pub(crate) fn unaliased(m: usize) -> usize {
 /// stride is a multiple of 512 bytes would map the micro-kernel's NR weight streams to the same
 /// cache sets, so those get 16 values of padding.
 pub(crate) fn weight_stride(ntaps: usize) -> usize {
-    if (ntaps * 4) % 512 == 0 {
+    if (ntaps * 4).is_multiple_of(512) {
         ntaps + 16
     } else {
         ntaps
@@ -274,6 +274,8 @@ fn drive<T: Copy + Default + Send + Sync>(conv: &TapConv<T>, spec: Spec<T>) -> V
     let yp = SharedPtr(y.as_mut_ptr());
     let bias = &bias;
     candle_core::utils::barrier_pool().execute_chunked(n_tasks, |range| {
+        // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+        #[allow(clippy::redundant_locals)]
         let yp = yp;
         for task in range {
             // Row blocks vary fastest: consecutive tasks (one thread's chunk) share a time range,

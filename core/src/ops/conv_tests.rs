@@ -109,7 +109,9 @@ fn conv1d_reads_strided_views() -> Result<()> {
 }
 
 /// (batch, ci, t, co, k, stride, padding, output_padding)
-const CONVT_CASES: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+type ConvTCase = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CONVT_CASES: &[ConvTCase] = &[
     (1, 8, 16, 8, 4, 2, 1, 0),
     (2, 16, 33, 8, 8, 4, 2, 0),
     (1, 6, 11, 5, 6, 3, 2, 1),

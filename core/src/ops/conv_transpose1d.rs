@@ -23,9 +23,12 @@ use std::sync::{Arc, Mutex};
 /// Entries are keyed by the weight tensor's id, so a layer whose weight was replaced rebuilds.
 #[derive(Debug, Default)]
 pub struct PhaseKernelCache {
-    /// (weight id, Winograd layout?, kernels), for one weight id at a time.
-    entries: Mutex<Vec<(TensorId, bool, Arc<Vec<f32>>)>>,
+    /// For one weight id at a time.
+    entries: Mutex<Vec<PhaseEntry>>,
 }
+
+/// (weight id, Winograd layout?, kernels).
+type PhaseEntry = (TensorId, bool, Arc<Vec<f32>>);
 
 impl PhaseKernelCache {
     fn get_or_build(

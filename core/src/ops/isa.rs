@@ -78,20 +78,6 @@ impl Isa {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Isa;
-
-    #[test]
-    fn portable_is_always_runnable_and_detect_is_runnable() {
-        let all = Isa::runnable();
-        assert_eq!(all.first(), Some(&Isa::Portable));
-        assert!(all.contains(&Isa::detect()));
-        assert_eq!(Isa::parse("AVX2"), Some(Isa::Avx2));
-        assert_eq!(Isa::parse("sse"), None);
-    }
-}
-
 /// Defines `fn $name(isa: Isa, args…) -> ret` that runs `$body(args…)` (an `#[inline(always)]`
 /// plain-Rust body) compiled for the chosen instruction set: `#[target_feature]` copies for
 /// AVX-512F and AVX2+FMA, which the compiler vectorises for those units, where the CPU has them;
@@ -122,3 +108,17 @@ macro_rules! per_isa {
     };
 }
 pub(crate) use per_isa;
+
+#[cfg(test)]
+mod tests {
+    use super::Isa;
+
+    #[test]
+    fn portable_is_always_runnable_and_detect_is_runnable() {
+        let all = Isa::runnable();
+        assert_eq!(all.first(), Some(&Isa::Portable));
+        assert!(all.contains(&Isa::detect()));
+        assert_eq!(Isa::parse("AVX2"), Some(Isa::Avx2));
+        assert_eq!(Isa::parse("sse"), None);
+    }
+}

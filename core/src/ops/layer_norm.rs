@@ -147,6 +147,8 @@ impl CustomOp3 for LayerNormBwdOp {
         let eps = self.eps;
         let dxp = super::conv_kernel::SharedPtr(dx.as_mut_ptr());
         super::vec_math::par_chunks_mut(&mut partial, 2 * f, |task, part| {
+            // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+            #[allow(clippy::redundant_locals)]
             let dxp = dxp;
             let r0 = task * ROWS_PER_TASK * f;
             let len = (ROWS_PER_TASK * f).min(n - r0);

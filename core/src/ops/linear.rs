@@ -274,6 +274,8 @@ impl CustomOp2 for WeightGradOp {
         let failed = AtomicBool::new(false);
         let isa = self.isa;
         candle_core::utils::barrier_pool().execute_chunked(out.div_ceil(FEATURE_BLOCK), |blocks| {
+            // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+            #[allow(clippy::redundant_locals)]
             let gp = gp;
             let (mut cols, mut taps) = (Vec::new(), Vec::new());
             for blk in blocks {

@@ -89,13 +89,7 @@ mod tests {
     use candle_core::Device;
 
     /// A job of `steps` steps that returns its window, stopping when told.
-    fn job(
-        steps: usize,
-    ) -> impl FnMut(
-        &Tensor,
-        &mut SeededNoise,
-        &mut dyn FnMut(&StepInfo) -> ControlFlow<()>,
-    ) -> Result<Tensor> {
+    fn job(steps: usize) -> impl WindowJob {
         move |piece, _noise, on_step| {
             for step in 1..=steps {
                 let info = StepInfo {

@@ -380,7 +380,7 @@ impl Model {
 
 /// Refuses a diffusion upsampler that cannot serve a clip at `rate` by `k`.
 fn check_diffusion_rates(cfg: &FolderConfig, rate: u32, k: usize) -> Result<()> {
-    if cfg.sample_rate % k as u32 != 0 {
+    if !cfg.sample_rate.is_multiple_of(k as u32) {
         return Err(Error::input(
             "factor",
             format!(

@@ -209,7 +209,7 @@ impl UNet1dConfig {
                 "patch_blocks and patch_factor must be >= 1".into(),
             );
         }
-        if self.channels % self.patch_factor != 0 {
+        if !self.channels.is_multiple_of(self.patch_factor) {
             return bad(
                 "patch_factor",
                 format!(
@@ -218,13 +218,13 @@ impl UNet1dConfig {
                 ),
             );
         }
-        if self.kernel_multiplier_downsample % 2 != 0 {
+        if !self.kernel_multiplier_downsample.is_multiple_of(2) {
             return bad(
                 "kernel_multiplier_downsample",
                 format!("{} must be even", self.kernel_multiplier_downsample),
             );
         }
-        if self.use_context_time && self.channels % 2 != 0 {
+        if self.use_context_time && !self.channels.is_multiple_of(2) {
             return bad(
                 "channels",
                 format!("{} must be even for the time embedding", self.channels),
@@ -380,7 +380,7 @@ impl UNet1dConfig {
         let (c, p, g) = (self.channels, self.patch_factor, self.resnet_groups);
         let l = self.num_layers();
         let check = |field: &str, channels: usize, groups: usize| -> Result<()> {
-            if groups == 0 || channels % groups != 0 {
+            if groups == 0 || !channels.is_multiple_of(groups) {
                 return Err(Error::config(
                     field,
                     format!("{channels} channels are not divisible by {groups} groups"),

@@ -51,7 +51,7 @@ impl PatchBlock {
         mapping: Option<usize>,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if factor == 0 || out_channels % factor != 0 {
+        if factor == 0 || !out_channels.is_multiple_of(factor) {
             return Err(Error::config(
                 "patch_factor",
                 format!("{out_channels} output channels are not divisible by {factor}"),
@@ -91,7 +91,7 @@ impl UnpatchBlock {
         mapping: Option<usize>,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if factor == 0 || in_channels % factor != 0 {
+        if factor == 0 || !in_channels.is_multiple_of(factor) {
             return Err(Error::config(
                 "patch_factor",
                 format!("{in_channels} input channels are not divisible by {factor}"),

@@ -14,7 +14,7 @@ pub fn downsample1d(
     kernel_multiplier: usize,
     vb: VarBuilder,
 ) -> Result<Conv1d> {
-    if kernel_multiplier % 2 != 0 {
+    if !kernel_multiplier.is_multiple_of(2) {
         return Err(Error::config(
             "kernel_multiplier_downsample",
             format!("{kernel_multiplier} must be even"),

@@ -125,6 +125,8 @@ pub fn factor_from_index(i: usize) -> usize {
 }
 const ON_OFF: Kind = Kind::Bool;
 
+// One argument per column of the parameter table below.
+#[allow(clippy::too_many_arguments)]
 const fn spec(
     param: Param,
     key: &'static str,
@@ -452,9 +454,9 @@ impl ParamSpec {
     pub fn write_text(&self, plain: f64, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         let v = self.clamp(plain);
         match self.kind {
-            Kind::Float { unit, decimals } if unit.is_empty() => write!(out, "{v:.decimals$}"),
+            Kind::Float { unit: "", decimals } => write!(out, "{v:.decimals$}"),
             Kind::Float { unit, decimals } => write!(out, "{v:.decimals$} {unit}"),
-            Kind::Int { unit } if unit.is_empty() => write!(out, "{}", v as i64),
+            Kind::Int { unit: "" } => write!(out, "{}", v as i64),
             Kind::Int { unit } => write!(out, "{} {unit}", v as i64),
             Kind::Choice(names) => out.write_str(names.get(v as usize).copied().unwrap_or("?")),
             Kind::Bool => out.write_str(if v >= 0.5 { "On" } else { "Off" }),

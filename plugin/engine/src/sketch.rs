@@ -149,9 +149,8 @@ impl Renderer for SketchRenderer {
         let fill = self.detail(clip.len(), s.seed, 0.25);
         for c in 0..2 {
             let f = fill.channel(c);
-            for i in start.min(clip.len())..end.min(clip.len()) {
-                target.channel_mut(c)[i] = f[i];
-            }
+            let (a, b) = (start.min(clip.len()), end.min(clip.len()));
+            target.channel_mut(c)[a..b].copy_from_slice(&f[a..b]);
         }
         let mut x = clip.clone();
         self.refine(&mut x, &target, s, progress)?;

@@ -64,7 +64,7 @@ fn demo_unet() -> Result<UNet1dConfig> {
 pub fn run(args: &DemoArgs) -> Result<()> {
     let cfg = demo_unet()?;
     let total = cfg.total_factor();
-    if args.length == 0 || args.length % total != 0 {
+    if args.length == 0 || !args.length.is_multiple_of(total) {
         bail!(
             "--length must be a positive multiple of {total}, got {}",
             args.length

@@ -385,7 +385,7 @@ pub fn run(
 
         let last = step == end;
         if let Some(val) = &val {
-            if (s.val_every > 0 && step % s.val_every == 0) || last {
+            if (s.val_every > 0 && step.is_multiple_of(s.val_every)) || last {
                 let vl = validation_loss(model.as_ref(), val, s.batch_size, s.seed)?;
                 let vle = validation_loss(ema_model.as_ref(), val, s.batch_size, s.seed)?;
                 first_val.get_or_insert(vl);
@@ -401,7 +401,7 @@ pub fn run(
             }
         }
         if let (Some(cb), true, None) = (opts.on_samples.as_mut(), lead, stop_requested()) {
-            if s.sample_every > 0 && (step % s.sample_every == 0 || last) {
+            if s.sample_every > 0 && (step.is_multiple_of(s.sample_every) || last) {
                 let reference = match &val {
                     Some(v) => v.narrow(0, 0, s.num_samples.min(v.dim(0)?))?,
                     None => Tensor::zeros((s.num_samples, ch, len), DType::F32, &dev)?,
@@ -416,7 +416,7 @@ pub fn run(
                 }
             }
         }
-        if lead && ((s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || last) {
+        if lead && ((s.checkpoint_every > 0 && step.is_multiple_of(s.checkpoint_every)) || last) {
             last_checkpoint = Some((step, save(step, &noise, &opt, data_rng, windows)?));
         }
     }

@@ -218,7 +218,7 @@ pub fn st_bytes(tensors: &BTreeMap<String, StTensor>) -> Vec<u8> {
         );
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -364,9 +364,9 @@ pub fn pickle_memo_bomb() -> Vec<u8> {
 /// `depth` nested one-element tuples: MARK x depth, EMPTY_TUPLE, TUPLE x depth.
 pub fn pickle_deep_tuple(depth: usize) -> Vec<u8> {
     let mut p = vec![0x80, 2];
-    p.extend(std::iter::repeat(b'(').take(depth));
+    p.extend(std::iter::repeat_n(b'(', depth));
     p.push(b')');
-    p.extend(std::iter::repeat(b't').take(depth));
+    p.extend(std::iter::repeat_n(b't', depth));
     p.push(b'.');
     p
 }
@@ -375,7 +375,7 @@ pub fn pickle_deep_tuple(depth: usize) -> Vec<u8> {
 pub fn pickle_deep_list(depth: usize) -> Vec<u8> {
     let mut p = vec![0x80, 2];
     p.extend(std::iter::repeat_n(b']', depth + 1));
-    p.extend(std::iter::repeat(b'a').take(depth));
+    p.extend(std::iter::repeat_n(b'a', depth));
     p.push(b'.');
     p
 }

@@ -95,10 +95,13 @@ pub enum Expect {
     Skip(&'static str),
 }
 
+/// Builds a case's command line in a context.
+pub type BuildArgs = dyn Fn(&Ctx) -> Vec<String> + Send + Sync;
+
 /// A named case: what to build and run, and what must come out.
 pub struct Case {
     pub name: String,
-    pub build: Box<dyn Fn(&Ctx) -> Vec<String> + Send + Sync>,
+    pub build: Box<BuildArgs>,
     pub expect: Expect,
 }
 
@@ -377,7 +380,7 @@ pub fn parse_wav(bytes: &[u8]) -> Result<(u32, usize, Vec<f64>), String> {
             ))
         }
     };
-    if channels == 0 || samples.len() % channels != 0 {
+    if channels == 0 || !samples.len().is_multiple_of(channels) {
         return Err(format!(
             "{} samples do not fill {channels} channels",
             samples.len()

@@ -180,7 +180,7 @@ fn offsets_past_end(d: &Path) {
         .clone();
     h[&first]["data_offsets"] = json!([0, 1u64 << 40]);
     let mut hb = serde_json::to_vec(&h).unwrap();
-    while hb.len() % 8 != 0 {
+    while !hb.len().is_multiple_of(8) {
         hb.push(b' ');
     }
     let mut out = (hb.len() as u64).to_le_bytes().to_vec();

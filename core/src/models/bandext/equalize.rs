@@ -83,7 +83,7 @@ pub fn equalize(up: &[f32], factor: usize, floor: f64, max_gain: f64) -> Result<
             *c *= r.powf(-0.5).min(max_gain);
         }
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         spec[bins - 1].im = 0.0;
     }
     spec[0].im = 0.0;

@@ -179,7 +179,7 @@ pub fn brickwall_highpass(x: &[f32], fraction: f64) -> Result<Vec<f32>> {
         *c = Default::default();
     }
     if let Some(last) = spec.last_mut() {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             last.im = 0.0;
         }
     }

@@ -185,6 +185,8 @@ impl Plan<'_> {
             xi_stride: self.panels * ci * wd,
         };
         candle_core::utils::barrier_pool().execute_chunked(self.b * ci, |rows| {
+            // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+            #[allow(clippy::redundant_locals)]
             let vp = vp;
             for row in rows {
                 let (bi, c) = (row / ci, row % ci);
@@ -207,6 +209,8 @@ impl Plan<'_> {
         let mut y: Vec<f32> = Vec::with_capacity(n_y);
         let yp = SharedPtr(y.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(self.b * n_tr * n_cb, |tasks| {
+            // The whole wrapper, not its raw-pointer field: the closure must capture the `Send` type.
+            #[allow(clippy::redundant_locals)]
             let yp = yp;
             PRODUCTS.with(|buf| {
                 let mut buf = buf.borrow_mut();

@@ -298,7 +298,7 @@ fn padded_row(x: &[f32], pad: usize, panels: Panels, f: impl FnOnce(&[f32])) {
 #[target_feature(enable = "avx512f")]
 unsafe fn input_avx512(x: &[f32], pad: usize, panels: Panels, dst: *mut f32) {
     use std::arch::x86_64::*;
-    if panels.width % 16 != 0 {
+    if !panels.width.is_multiple_of(16) {
         return unsafe { input_body(x, pad, panels, dst) };
     }
     let Panels {
