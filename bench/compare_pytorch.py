@@ -13,7 +13,7 @@ target/criterion/<group>/adiff/<id>/new/sample.json; PyTorch's fastest of --repe
 shared machine the minimum is the least disturbed estimate.
 "stock" rows are candle's own ops (the kernel benches' `candle` entries, or the whole UNet with
 ADIFF_KERNELS=stock when --stock-unet is given). FLOPs: 2 per multiply-accumulate, counted from
-the config (adiff_core::flops, checked against SPEC 2.6) and stored by criterion as "elements".
+the config (adiff_core::flops, checked against docs/reference.md §2.6) and stored by criterion as "elements".
 """
 
 import argparse

@@ -162,7 +162,7 @@ fn bench_training_step(c: &mut Criterion) {
     let vars = varmap.all_vars();
     let mut opt = AdamW::new(vars.clone(), AdamWConfig::default()).expect("adamw");
     let mut noise = SeededNoise::new(0);
-    // Forward + backward is about 3x the forward FLOPs (SPEC §2.6).
+    // Forward + backward is about 3x the forward FLOPs (docs/reference.md §2.6).
     g.throughput(Throughput::Elements(
         3 * unet1d_forward(&cfg, batch, len).total() as u64,
     ));

@@ -1,7 +1,7 @@
 //! The compatibility switch: corrected behaviour by default, or the reference's `0.0.61` behaviour.
 //!
-//! SPEC Appendix A lists bugs of audio-diffusion-pytorch 0.0.61. Every place that differs reads this
-//! switch; the parity fixtures run everything with [`Compat::V0_0_61`].
+//! reference Appendix A lists bugs of audio-diffusion-pytorch 0.0.61. Every place that differs
+//! reads this switch; the parity fixtures run everything with [`Compat::V0_0_61`].
 
 use serde::{Deserialize, Serialize};
 

@@ -1,11 +1,11 @@
 //! Forward-pass FLOP count of `modules.py::UNet1d` (audio-diffusion-pytorch 0.0.61) from its config
-//! and input shape, counted like PyTorch's `FlopCounterMode` (SPEC §2.6): 2 FLOPs per
+//! and input shape, counted like PyTorch's `FlopCounterMode` (docs/reference.md §2.6): 2 FLOPs per
 //! multiply-accumulate of convolutions, transposed convolutions, linears and attention matmuls;
 //! norms, activations, softmax and additions are not counted.
 
 use crate::unet::UNet1dConfig;
 
-/// FLOPs of one UNet1d forward pass, split the way SPEC §2.6 reports them.
+/// FLOPs of one UNet1d forward pass, split the way docs/reference.md §2.6 reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FlopCount {
     /// Convolutions and transposed convolutions.
@@ -41,7 +41,7 @@ impl Counter<'_> {
         self.n.linear += 2.0 * self.b * (fi * fo * rows) as f64;
     }
 
-    /// `ResnetBlock1d(ci -> co)` at `t` samples (SPEC §1.3); the scale-shift linear if mapped.
+    /// `ResnetBlock1d(ci -> co)` at `t` samples (reference §1.3); the scale-shift linear if mapped.
     fn resnet(&mut self, ci: usize, co: usize, t: usize, mapped: bool) {
         self.conv(ci, co, 3, t);
         self.conv(co, co, 3, t);
@@ -53,7 +53,7 @@ impl Counter<'_> {
         }
     }
 
-    /// `Transformer1d(blocks, c)` over `t` positions (SPEC §1.3).
+    /// `Transformer1d(blocks, c)` over `t` positions (docs/reference.md §1.3).
     fn transformer(&mut self, blocks: usize, c: usize, t: usize) {
         if blocks == 0 {
             return;
@@ -71,8 +71,8 @@ impl Counter<'_> {
     }
 }
 
-/// FLOPs of `UNet1d.forward` on an input `(batch, in_channels, length)` (SPEC §1.6). `length` must
-/// be a multiple of [`UNet1dConfig::total_factor`] for the count to match a real run.
+/// FLOPs of `UNet1d.forward` on an input `(batch, in_channels, length)` (reference §1.6). `length`
+/// must be a multiple of [`UNet1dConfig::total_factor`] for the count to match a real run.
 pub fn unet1d_forward(cfg: &UNet1dConfig, batch: usize, length: usize) -> FlopCount {
     let mut k = Counter {
         cfg,
@@ -82,7 +82,7 @@ pub fn unet1d_forward(cfg: &UNet1dConfig, batch: usize, length: usize) -> FlopCo
     let (c, p, layers) = (cfg.channels, cfg.patch_factor, cfg.num_layers());
     let ctx = cfg.context_channels_padded();
     let mapped = cfg.mapping_features().is_some();
-    // Mapping (SPEC §1.5).
+    // Mapping (docs/reference.md §1.5).
     if let Some(m) = cfg.mapping_features() {
         if cfg.use_context_time {
             k.linear(c + 1, m, 1);
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn default_unet_at_2_pow_18_matches_spec() {
-        // SPEC §2.6: 61.79 GFLOP; convs 59.66, biased linears 1.29, q/kv 0.75, attention 0.09.
+        // reference §2.6: 61.79 GFLOP; convs 59.66, biased linears 1.29, q/kv 0.75, attention 0.09.
         let n = unet1d_forward(&UNet1dConfig::default(), 1, 1 << 18);
         assert_eq!(gflop(n.total()), 61.79, "{n:?}");
         assert_eq!(gflop(n.conv), 59.66, "{n:?}");
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn seed_readme_unet_on_3_by_2_pow_16_matches_spec() {
-        // SPEC §2.6: the README example [3, 1, 2^16] costs 46.36 GFLOP.
+        // docs/reference.md §2.6: the README example [3, 1, 2^16] costs 46.36 GFLOP.
         let n = unet1d_forward(&UNet1dConfig::default(), 3, 1 << 16);
         assert_eq!(gflop(n.total()), 46.36, "{n:?}");
     }

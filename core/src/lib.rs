@@ -1,5 +1,8 @@
 //! adiff-core: waveform diffusion on candle, a Rust port of audio-diffusion-pytorch 0.0.61.
 //!
+//! Comments cite the reference's behaviour by section of `docs/reference.md` (workspace root):
+//! "reference §3.7" means that document's §3.7, "reference Appendix A.2" its Appendix A, item 2.
+//!
 //! Map (one concept a module, see `DESIGN.md`):
 //! - [`error`]: the crate's one error type.
 //! - [`compat`]: the `0.0.61` compatibility switch for the reference's known bugs.

@@ -3,7 +3,7 @@
 //! Two implementations: [`SeededNoise`], a small portable generator (xoshiro256** seeded through
 //! splitmix64, normals by Box-Muller in f64) that gives the same numbers on every platform for the
 //! same seed; and [`ReplayNoise`], which hands out recorded tensors in order, for the parity
-//! fixtures (SPEC §3.11 gives the order in which the reference draws).
+//! fixtures (docs/reference.md §3.11 gives the order in which the reference draws).
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};

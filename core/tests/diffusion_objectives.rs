@@ -1,8 +1,8 @@
 //! VDiffusion and KDiffusion against math: with an oracle network that knows the data exactly,
 //! the denoiser returns the data at every sigma and the loss is 0 (so loss and denoiser share one
 //! preconditioning); with a zero network the loss equals the target's mean square computed here
-//! independently; the draw order is sigma, then epsilon (SPEC §3.11). And the v objective's own
-//! velocity drives the v sampler from pure noise (σ = ∞) to the data distribution.
+//! independently; the draw order is sigma, then epsilon (docs/reference.md §3.11). And the v
+//! objective's own velocity drives the v sampler from pure noise (σ = ∞) to the data distribution.
 
 #![allow(clippy::needless_range_loop)]
 

@@ -1,6 +1,6 @@
 //! AudioDiffusionAutoencoder / MultiEncoder1d / AutoEncoder1d: latent and decode shapes
-//! (SPEC §4.5-4.7), the encoder's channel list, and the bottleneck call under both behaviours
-//! (SPEC Appendix A.8).
+//! (docs/reference.md §4.5-4.7), the encoder's channel list, and the bottleneck call under both
+//! behaviours (docs/reference.md Appendix A.8).
 
 use adiff_core::models::{
     AudioDiffusionAutoencoder, AudioDiffusionAutoencoderConfig, AutoEncoder1d, AutoEncoder1dConfig,
@@ -178,7 +178,8 @@ fn autoencoder1d_round_trip_shapes_and_noisy_draw_count() {
 
 #[test]
 fn readme_autoencoder_latent_and_context_shapes() {
-    // SPEC §4.6: encoder_depth=4, encoder_channels=32 on the default model, x (2, 1, 2^18).
+    // docs/reference.md §4.6: encoder_depth=4, encoder_channels=32 on the default model,
+    // x (2, 1, 2^18).
     let kw = serde_json::json!({"in_channels": 1, "encoder_depth": 4, "encoder_channels": 32});
     let cfg = AudioDiffusionAutoencoderConfig::from_kwargs(&kw).unwrap();
     assert_eq!(

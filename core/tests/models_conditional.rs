@@ -1,6 +1,7 @@
-//! AudioDiffusionConditional (SPEC §4.8): classifier-free guidance with `embedding_scale`
-//! (default 5.0 in `sample`), an exact no-op without cross-attention (0.0.61) and effective with
-//! the cross-attention wiring; training masks embeddings with one Bernoulli draw after sigma and ε.
+//! AudioDiffusionConditional (docs/reference.md §4.8): classifier-free guidance with
+//! `embedding_scale` (default 5.0 in `sample`), an exact no-op without cross-attention (0.0.61) and
+//! effective with the cross-attention wiring; training masks embeddings with one Bernoulli draw
+//! after sigma and ε.
 
 use adiff_core::models::conditional::DEFAULT_EMBEDDING_SCALE;
 use adiff_core::models::{AudioDiffusionConditional, AudioDiffusionConditionalConfig, Sampling};

@@ -1,5 +1,5 @@
-//! Model configs: reference keyword arguments with the reference defaults (SPEC §4.2), `"inf"`,
-//! unknown keys refused, objectives chosen by `diffusion_type`.
+//! Model configs: reference keyword arguments with the reference defaults (docs/reference.md §4.2),
+//! `"inf"`, unknown keys refused, objectives chosen by `diffusion_type`.
 
 use adiff_core::models::{
     AudioDiffusionAutoencoderConfig, AudioDiffusionConditionalConfig, AudioDiffusionModel,

@@ -1,6 +1,7 @@
-//! AudioDiffusionUpsampler (SPEC §4.4): the training context is `upsample(downsample(x, f), f)`
-//! after one randint draw; the factor embedding is the index under 0.0.61 and the value when
-//! fixed (SPEC Appendix A.7); sampling draws the start noise like the upsampled signal first.
+//! AudioDiffusionUpsampler (docs/reference.md §4.4): the training context is
+//! `upsample(downsample(x, f), f)` after one randint draw; the factor embedding is the index under
+//! 0.0.61 and the value when fixed (docs/reference.md Appendix A.7); sampling draws the start noise
+//! like the upsampled signal first.
 
 use adiff_core::audio::sinc::down_up;
 use adiff_core::models::embedding::SinusoidalEmbedding;

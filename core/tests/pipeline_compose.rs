@@ -1,6 +1,6 @@
-//! DiffusionSampler, DiffusionInpainter and SpanBySpanComposer (SPEC §3.8–§3.10) on a network
-//! with a known output: final clamp, num_steps resolution, conditioning forwarded on every call,
-//! RePaint keeping the source, and the composer's span bookkeeping (keep_start, lengths, the
+//! DiffusionSampler, DiffusionInpainter and SpanBySpanComposer (docs/reference.md §3.8–§3.10) on a
+//! network with a known output: final clamp, num_steps resolution, conditioning forwarded on every
+//! call, RePaint keeping the source, and the composer's span bookkeeping (keep_start, lengths, the
 //! previous span's second half as the next window's first half).
 
 use adiff_core::diffusion::{KDiffusion, LogNormalDistribution};

@@ -1,6 +1,6 @@
-//! The reference behaviours each sampler reproduces under `Compat::V0_0_61` (SPEC §3.7, §3.9,
-//! §3.11, Appendix A.2/A.4) and the corrected ones of `Compat::Fixed`, checked against closed forms
-//! on simple denoisers with counted draws and calls.
+//! The reference behaviours each sampler reproduces under `Compat::V0_0_61`
+//! (docs/reference.md §3.7, §3.9, §3.11, Appendix A.2/A.4) and the corrected ones of
+//! `Compat::Fixed`, checked against closed forms on simple denoisers with counted draws and calls.
 
 use adiff_core::diffusion::Denoiser;
 use adiff_core::noise::Draw;
@@ -35,8 +35,8 @@ fn start() -> Tensor {
 
 #[test]
 fn karras_reference_returns_the_scaled_noise_and_still_draws_and_calls() {
-    // SPEC Appendix A.2: with s_churn = 0 the buggy update leaves x = σ₀·noise; it still draws the
-    // churn noise each step and spends 2 NFE per step, over N − 1 steps.
+    // docs/reference.md Appendix A.2: with s_churn = 0 the buggy update leaves x = σ₀·noise; it
+    // still draws the churn noise each step and spends 2 NFE per step, over N − 1 steps.
     let calls = Cell::new(0);
     let d = |x: &Tensor, _: f64, _: &mut dyn NoiseSource| -> Result<Tensor> {
         calls.set(calls.get() + 1);
@@ -128,7 +128,8 @@ fn aeuler_stops_one_step_early_only_in_the_reference() {
 
 #[test]
 fn adpm2_inpaint_draw_count_and_kept_samples() {
-    // SPEC §3.9: 1 initial draw, then per step 1 source draw + R step draws + (R − 1) re-noise draws.
+    // docs/reference.md §3.9: 1 initial draw, then per step 1 source draw + R step draws + (R − 1)
+    // re-noise draws.
     let d = |x: &Tensor, _: f64, _: &mut dyn NoiseSource| -> Result<Tensor> { Ok((x * 0.5)?) };
     let sigmas = karras(1e-4, 3.0, 9.0, 4, Compat::V0_0_61).unwrap();
     let src = start();
@@ -193,7 +194,8 @@ fn adpm2_inpaint_draw_count_and_kept_samples() {
 #[test]
 fn adpm2_step_matches_the_spec_midpoints() {
     // With D ≡ 0: d = x/σ, x_mid = x·σ_mid/σ, d_mid = x_mid/σ_mid = x/σ, x' = x·σ_down/σ; so check
-    // σ_mid through a denoiser that records the sigmas it is called at (SPEC §3.7 table, step 0).
+    // σ_mid through a denoiser that records the sigmas it is called at
+    // (docs/reference.md §3.7 table, step 0).
     let seen = std::cell::RefCell::new(Vec::new());
     let d = |x: &Tensor, s: f64, _: &mut dyn NoiseSource| -> Result<Tensor> {
         seen.borrow_mut().push(s);

@@ -1,5 +1,6 @@
-//! UNetConditional1d (SPEC §1.13): the 0.0.61 no-op conditioning, the optional 0.0.70 cross-attention
-//! (SPEC §1.8), embedding masking from the noise source, and batched classifier-free guidance.
+//! UNetConditional1d (docs/reference.md §1.13): the 0.0.61 no-op conditioning, the optional 0.0.70
+//! cross-attention (docs/reference.md §1.8), embedding masking from the noise source, and batched
+//! classifier-free guidance.
 
 use adiff_core::unet::{UNet1dConfig, UNetConditional1d, UNetConditional1dConfig};
 use adiff_core::weights::record_shapes;

@@ -1,6 +1,6 @@
-//! The UNet1d state dict against SPEC §2: the §2.2 small config asks for exactly the 121 listed
-//! keys and shapes, the §2.7 formula-weights case reproduces the reference output, and parameter
-//! counts match §2.5.
+//! The UNet1d state dict against docs/reference.md §2: the §2.2 small config asks for exactly the
+//! 121 listed keys and shapes, the §2.7 formula-weights case reproduces the reference output, and
+//! parameter counts match §2.5.
 
 use adiff_core::unet::{
     parameter_count, state_dict_shapes, UNet1d, UNet1dConfig, UNetConditional1d,
@@ -35,7 +35,7 @@ fn small_config() -> UNet1dConfig {
     }
 }
 
-/// SPEC §2.2's listing, in state-dict order: `(key, shape)`.
+/// docs/reference.md §2.2's listing, in state-dict order: `(key, shape)`.
 fn listed_keys() -> Vec<(String, Vec<usize>)> {
     include_str!("data/unet_small_state_dict.txt")
         .lines()
@@ -58,7 +58,10 @@ fn small_config_asks_for_exactly_the_121_listed_keys_in_order() {
     let listed = listed_keys();
     assert_eq!(listed.len(), 121);
     let asked = state_dict_shapes(&small_config()).unwrap();
-    assert_eq!(asked, listed, "keys/shapes/order differ from SPEC §2.2");
+    assert_eq!(
+        asked, listed,
+        "keys/shapes/order differ from docs/reference.md §2.2"
+    );
     let params: usize = listed
         .iter()
         .map(|(_, s)| s.iter().product::<usize>())
@@ -141,7 +144,7 @@ fn check_formula_case(dtype: DType, tol: f64) {
                 .map(move |(j, w)| (row[j] - w).abs())
         })
         .fold(0.0, f64::max);
-    println!("SPEC 2.7 {dtype:?}: max abs error over the listed values {worst:.2e}");
+    println!("docs/reference.md §2.7 {dtype:?}: max abs error over the listed values {worst:.2e}");
     let sum: f64 = y.iter().flatten().sum();
     assert!(
         (sum - 24.478943708579152).abs() < tol * 128.0,
@@ -169,7 +172,7 @@ fn default_model_has_the_reference_parameter_count() {
     let shapes = state_dict_shapes(&cfg).unwrap();
     assert_eq!(shapes.len(), 501);
     assert_eq!(parameter_count(&cfg).unwrap(), 106_196_500);
-    // SPEC §2.5 breakdown of a few modules.
+    // docs/reference.md §2.5 breakdown of a few modules.
     let sum_of = |prefix: &str| -> usize {
         shapes
             .iter()
@@ -321,8 +324,9 @@ fn pytorch_lightning_checkpoint_loads_by_reference_names() {
 
 #[test]
 fn norm_quantile_with_level0_context_follows_the_compat_switch() {
-    // SPEC §1.10 / Appendix A bug 9: 0.0.61 scales after concatenating the level-0 context, so the
-    // output silently takes in + n0 channels; the corrected mode scales the audio channels only.
+    // docs/reference.md §1.10 / Appendix A bug 9: 0.0.61 scales after concatenating the level-0
+    // context, so the output silently takes in + n0 channels; the corrected mode scales the audio
+    // channels only.
     let d = Device::Cpu;
     let cfg = UNet1dConfig {
         norm_quantile: 0.9,

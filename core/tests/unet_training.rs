@@ -1,5 +1,6 @@
-//! A VarMap-backed UNet is trainable: PyTorch default initialisation (SPEC §1.14) and gradients
-//! reaching every parameter (including the transposed-conv upsamplers and the attention blocks).
+//! A VarMap-backed UNet is trainable: PyTorch default initialisation (docs/reference.md §1.14) and
+//! gradients reaching every parameter (including the transposed-conv upsamplers and the attention
+//! blocks).
 
 use adiff_core::unet::{UNet1d, UNet1dConfig};
 use adiff_core::NetInputs;

@@ -590,7 +590,7 @@ mod tests {
     use adiff_core::audio::sinc;
     use serde_json::json;
 
-    /// `[1, 1, 32]` samples of `sin(0.3 n) + 0.05 n` (SPEC §4.9), f32.
+    /// `[1, 1, 32]` samples of `sin(0.3 n) + 0.05 n` (docs/reference.md §4.9), f32.
     fn signal() -> Tensor {
         let v: Vec<f32> = (0..32)
             .map(|n| ((0.3 * n as f64).sin() + 0.05 * n as f64) as f32)

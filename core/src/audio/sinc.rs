@@ -1,6 +1,6 @@
 //! `utils.py::resample`, `downsample`, `upsample`, audio-diffusion-pytorch 0.0.61 (a windowed-sinc
 //! polyphase resampler adapted from torchaudio): the upsampler's conditioning path and the
-//! baseline every learned upsampler is measured against (SPEC §4.9).
+//! baseline every learned upsampler is measured against (docs/reference.md §4.9).
 
 use crate::{Error, Result};
 use candle_core::{Tensor, D};
@@ -27,7 +27,8 @@ fn kernel_cache() -> &'static Mutex<HashMap<KernelKey, Arc<Kernel>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// SPEC §4.9 steps 2-6: the windowed-sinc kernel bank for `fi -> fo`, computed in f64 and cached.
+/// docs/reference.md §4.9 steps 2-6: the windowed-sinc kernel bank for `fi -> fo`, computed in
+/// f64 and cached.
 fn kernel(fi: usize, fo: usize, rolloff: f64, w: usize) -> Arc<Kernel> {
     let key = (fi, fo, rolloff.to_bits(), w);
     // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
@@ -111,7 +112,7 @@ pub fn downsample(x: &Tensor, factor: usize) -> Result<Tensor> {
 }
 
 /// The reference's full `downsample(waveform, factor, **kwargs)`, whose keyword arguments go on
-/// to `resample`: `resample(x, factor, 1, rolloff, lowpass_filter_width)` (SPEC §4.9).
+/// to `resample`: `resample(x, factor, 1, rolloff, lowpass_filter_width)` (docs/reference.md §4.9).
 ///
 /// `downsample_with(x, f, ROLLOFF, LOWPASS_FILTER_WIDTH)` is [`downsample`]`(x, f)`.
 pub fn downsample_with(
@@ -130,7 +131,7 @@ pub fn upsample(x: &Tensor, factor: usize) -> Result<Tensor> {
 }
 
 /// The reference's full `upsample(waveform, factor, **kwargs)`, whose keyword arguments go on
-/// to `resample`: `resample(x, 1, factor, rolloff, lowpass_filter_width)` (SPEC §4.9).
+/// to `resample`: `resample(x, 1, factor, rolloff, lowpass_filter_width)` (docs/reference.md §4.9).
 ///
 /// `upsample_with(x, f, ROLLOFF, LOWPASS_FILTER_WIDTH)` is [`upsample`]`(x, f)`.
 pub fn upsample_with(
@@ -142,7 +143,8 @@ pub fn upsample_with(
     resample(x, 1, factor, rolloff, lowpass_filter_width)
 }
 
-/// Kernel length of `resample(·, fi, fo)`, `2 ceil(w fi / (min(fi, fo) rolloff)) + fi` (SPEC §4.9).
+/// Kernel length of `resample(·, fi, fo)`, `2 ceil(w fi / (min(fi, fo) rolloff)) + fi`
+/// (docs/reference.md §4.9).
 pub fn kernel_len(factor_in: usize, factor_out: usize) -> usize {
     kernel(factor_in, factor_out, ROLLOFF, LOWPASS_FILTER_WIDTH).len
 }
@@ -168,7 +170,10 @@ mod tests {
         assert_eq!(out.dims(), &[1, 1, len]);
         let v = out.flatten_all().unwrap().to_vec1::<f64>().unwrap();
         for (i, (a, b)) in v.iter().zip(first).enumerate() {
-            assert!((a - b).abs() < 1e-9, "value {i}: {a} vs SPEC {b}");
+            assert!(
+                (a - b).abs() < 1e-9,
+                "value {i}: {a} vs docs/reference.md {b}"
+            );
         }
     }
 
@@ -258,7 +263,8 @@ mod tests {
 
     #[test]
     fn full_signatures_pass_rolloff_and_width_on_to_resample() {
-        // SPEC §4.9: downsample(x, f, **kw) = resample(x, f, 1, **kw), upsample = resample(x, 1, f, **kw).
+        // docs/reference.md §4.9: downsample(x, f, **kw) = resample(x, f, 1, **kw),
+        // upsample = resample(x, 1, f, **kw).
         let x = spec_input();
         for (rolloff, width) in [(0.95, 3), (0.9, 6), (ROLLOFF, 4)] {
             let d = downsample_with(&x, 2, rolloff, width).unwrap();

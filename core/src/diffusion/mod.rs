@@ -4,8 +4,8 @@
 //!
 //! All objectives use `x_σ = x₀ + σ·ε`. Each computes its preconditioning (`c_skip`, `c_out`, `c_in`
 //! and the network's time input) in one place, used by both the training loss and the denoiser.
-//! The draw order follows SPEC §3.11: the loss draws sigma `[B]`, then `ε` like `x` (unless given),
-//! then the network draws whatever it draws.
+//! The draw order follows reference §3.11: the loss draws sigma `[B]`, then `ε` like `x` (unless
+//! given), then the network draws whatever it draws.
 //!
 //! Compatibility ([`crate::Compat`]):
 //! - `V0_0_61`: `VDistribution` draws a normal base value (reference bug), the v target is computed
@@ -14,7 +14,7 @@
 //!   `α·ε − β·x`, the same quantity without the division.
 //!
 //! In both modes `KDiffusion` clips its estimate to [−1, 1] (or dynamically), also inside the loss,
-//! like the reference (SPEC Appendix A.5).
+//! like the reference (docs/reference.md Appendix A.5).
 
 mod clip;
 mod denoiser;
@@ -69,9 +69,9 @@ pub trait Diffusion {
     }
 }
 
-/// Steps 1-2 of both objectives' `forward` (SPEC §3.11): draws `σ (batch,)` from `distribution`,
-/// then `ε` like `x` unless `given_noise` is passed (its shape must equal `x`'s). Both come back in
-/// `x`'s dtype.
+/// Steps 1-2 of both objectives' `forward` (reference §3.11): draws `σ (batch,)` from
+/// `distribution`, then `ε` like `x` unless `given_noise` is passed (its shape must equal `x`'s).
+/// Both come back in `x`'s dtype.
 pub(crate) fn draw_sigmas_and_noise(
     distribution: &dyn Distribution,
     x: &Tensor,

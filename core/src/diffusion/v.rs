@@ -87,7 +87,7 @@ impl<N: Net> Diffusion for VDiffusion<N> {
         noise: &mut dyn NoiseSource,
         given_noise: Option<&Tensor>,
     ) -> Result<Tensor> {
-        // 1. sigma, then epsilon (SPEC §3.11).
+        // 1. sigma, then epsilon (docs/reference.md §3.11).
         let (sigmas, eps) =
             draw_sigmas_and_noise(self.sigma_distribution.as_ref(), x, noise, given_noise)?;
         // 2. x_σ = x + σ ε and the network's v prediction.

@@ -1,8 +1,8 @@
 //! `model.py::DiffusionAutoencoder1d` / `AudioDiffusionAutoencoder` (audio-diffusion-pytorch
-//! 0.0.61, SPEC §4.6): a MultiEncoder1d compresses audio to a latent in (-1, 1); a diffusion UNet
-//! conditioned on the decoded latent (context channels) reconstructs the audio by sampling.
+//! 0.0.61, reference §4.6): a MultiEncoder1d compresses audio to a latent in (-1, 1); a diffusion
+//! UNet conditioned on the decoded latent (context channels) reconstructs the audio by sampling.
 //!
-//! Compatibility (SPEC Appendix A.8): under [`Compat::V0_0_61`] `encode` calls the bottleneck
+//! Compatibility (reference Appendix A.8): under [`Compat::V0_0_61`] `encode` calls the bottleneck
 //! without `with_info`, so its bare output is unpacked along the batch axis (the latent is row 0,
 //! and any batch other than 2 fails, as in the reference). [`Compat::Fixed`] calls it with info
 //! and returns its loss.

@@ -1,6 +1,6 @@
-//! `model.py::AutoEncoder1d` (audio-diffusion-pytorch 0.0.61, SPEC §4.7): a plain convolutional
-//! autoencoder (no diffusion) with an optional bottleneck, optional noise channels in the decoder
-//! (`use_noisy`) and optional magnitude-channel output.
+//! `model.py::AutoEncoder1d` (audio-diffusion-pytorch 0.0.61, reference §4.7): a plain
+//! convolutional autoencoder (no diffusion) with an optional bottleneck, optional noise channels in
+//! the decoder (`use_noisy`) and optional magnitude-channel output.
 
 use super::variational::{Bottleneck, BottleneckConfig, Variational};
 use crate::unet::levels::{DownsampleBlock1dConfig, UpsampleBlock1dConfig};

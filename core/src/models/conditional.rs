@@ -1,9 +1,10 @@
-//! `model.py::AudioDiffusionConditional` (audio-diffusion-pytorch 0.0.61, SPEC §4.8): generation
-//! conditioned on a token embedding `(batch, tokens, features)` through `UNetConditional1d`, with
-//! embedding masking in training and classifier-free guidance (`embedding_scale`) in sampling.
+//! `model.py::AudioDiffusionConditional` (audio-diffusion-pytorch 0.0.61, reference §4.8):
+//! generation conditioned on a token embedding `(batch, tokens, features)` through
+//! `UNetConditional1d`, with embedding masking in training and classifier-free guidance
+//! (`embedding_scale`) in sampling.
 //!
-//! In 0.0.61 no cross-attention is built, so the embedding has no effect (SPEC §1.8); the network
-//! config's `use_cross_attention` turns the 0.0.70 wiring on for new models.
+//! In 0.0.61 no cross-attention is built, so the embedding has no effect (reference §1.8); the
+//! network config's `use_cross_attention` turns the 0.0.70 wiring on for new models.
 
 use super::config::{from_kwargs, DiffusionConfig};
 use super::model1d::Model1d;

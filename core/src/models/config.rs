@@ -1,6 +1,7 @@
 //! The diffusion keyword arguments shared by every model of `model.py` (audio-diffusion-pytorch
-//! 0.0.61, SPEC §4.1-4.2): `diffusion_type`, `diffusion_sigma_distribution`, `diffusion_sigma_data`,
-//! `diffusion_dynamic_threshold`, and the check that a JSON config holds no unknown keyword.
+//! 0.0.61, reference §4.1-4.2): `diffusion_type`, `diffusion_sigma_distribution`,
+//! `diffusion_sigma_data`, `diffusion_dynamic_threshold`, and the check that a JSON config holds no
+//! unknown keyword.
 
 use crate::diffusion::{
     Diffusion, Distribution, KDiffusion, LogNormalDistribution, UniformDistribution, VDiffusion,

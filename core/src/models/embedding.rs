@@ -1,4 +1,4 @@
-//! `modules.py::SinusoidalEmbedding`, audio-diffusion-pytorch 0.0.61 (SPEC §1.3): the
+//! `modules.py::SinusoidalEmbedding`, audio-diffusion-pytorch 0.0.61 (docs/reference.md §1.3): the
 //! parameter-free sine/cosine embedding of the upsampler's factor conditioning. The math is the
 //! UNet's [`crate::nn::SinusoidalEmbedding`]; this adds the shape check and `dim` for models.
 
@@ -45,7 +45,7 @@ mod tests {
         let e = SinusoidalEmbedding::new(8).unwrap();
         let x = Tensor::new(&[1i64], &Device::Cpu).unwrap();
         let y = e.forward(&x).unwrap().to_vec2::<f32>().unwrap();
-        // SPEC §1.3, to the 8 digits it gives.
+        // docs/reference.md §1.3, to the 8 digits it gives.
         let spec: [f64; 8] = [
             0.84147096, 0.04639923, 0.00215443, 0.0001, 0.54030234, 0.99892294, 0.99999768, 1.0,
         ];

@@ -1,5 +1,5 @@
-//! `model.py::AudioDiffusionModel` (audio-diffusion-pytorch 0.0.61, SPEC §4.3): unconditional
-//! waveform generation, `Model1d` with the reference defaults (SPEC §4.2).
+//! `model.py::AudioDiffusionModel` (audio-diffusion-pytorch 0.0.61, reference §4.3): unconditional
+//! waveform generation, `Model1d` with the reference defaults (docs/reference.md §4.2).
 
 use super::config::{from_kwargs, DiffusionConfig};
 use super::model1d::Model1d;

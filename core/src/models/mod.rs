@@ -1,6 +1,6 @@
-//! The model classes of `model.py` (audio-diffusion-pytorch 0.0.61, SPEC §4), each a config (the
-//! reference keyword arguments with their defaults) and `new(cfg, compat, vb)` with the reference's
-//! weight names, plus the model folder that every front end loads.
+//! The model classes of `model.py` (audio-diffusion-pytorch 0.0.61, reference §4), each a config
+//! (the reference keyword arguments with their defaults) and `new(cfg, compat, vb)` with the
+//! reference's weight names, plus the model folder that every front end loads.
 //!
 //! - [`generator`]: `AudioDiffusionModel`; [`upsampler`]: `AudioDiffusionUpsampler`;
 //!   [`autoencoder`]: `AudioDiffusionAutoencoder` over [`multiencoder`]`::MultiEncoder1d`;

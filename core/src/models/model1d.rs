@@ -1,6 +1,6 @@
-//! `model.py::Model1d` (audio-diffusion-pytorch 0.0.61, SPEC §4.1): a network wrapped in a diffusion
-//! objective; `forward` is the training loss, `sample` runs a `DiffusionSampler` (clamped to [-1, 1]).
-//! The `AudioDiffusion*` classes are built on it.
+//! `model.py::Model1d` (audio-diffusion-pytorch 0.0.61, reference §4.1): a network wrapped in a
+//! diffusion objective; `forward` is the training loss, `sample` runs a `DiffusionSampler` (clamped
+//! to [-1, 1]). The `AudioDiffusion*` classes are built on it.
 
 use super::config::{DiffusionConfig, Objective};
 use super::sampling::Sampling;

@@ -1,4 +1,4 @@
-//! `model.py::MultiEncoder1d` (audio-diffusion-pytorch 0.0.61, SPEC §4.5): the encoder of the
+//! `model.py::MultiEncoder1d` (audio-diffusion-pytorch 0.0.61, reference §4.5): the encoder of the
 //! diffusion autoencoder. `encode` patches and downsamples to a latent; `decode` turns a latent
 //! into the list of context channels the UNet takes, one per level from the deepest up.
 

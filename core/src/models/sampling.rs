@@ -1,6 +1,6 @@
 //! The sampling settings of the `AudioDiffusion*` classes (`get_default_sampling_kwargs`,
-//! audio-diffusion-pytorch 0.0.61, SPEC §4.2): a sigma schedule, a sampler and a step count, built
-//! from a model folder's settings or the reference defaults (Karras(1e-4, 3, 9) + AEuler).
+//! audio-diffusion-pytorch 0.0.61, reference §4.2): a sigma schedule, a sampler and a step count,
+//! built from a model folder's settings or the reference defaults (Karras(1e-4, 3, 9) + AEuler).
 
 use super::folder::{SamplerSetting, SamplingDefaults, ScheduleSetting};
 use crate::sampler::{ADPM2Sampler, AEulerSampler, HeunSampler, KarrasSampler, Sampler};

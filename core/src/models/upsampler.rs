@@ -1,10 +1,11 @@
 //! `model.py::DiffusionUpsampler1d` / `AudioDiffusionUpsampler` (audio-diffusion-pytorch 0.0.61,
-//! SPEC §4.4): bandwidth extension. The low-rate signal, brought back to full rate by the
+//! reference §4.4): bandwidth extension. The low-rate signal, brought back to full rate by the
 //! reference's windowed-sinc `upsample`, is fed to the UNet as level-0 context channels; optionally
 //! the factor is embedded (SinusoidalEmbedding) as global features.
 //!
-//! Compatibility (SPEC Appendix A.7): under [`Compat::V0_0_61`] training embeds the factor *index*
-//! and sampling the factor *value*, as the reference does; [`Compat::Fixed`] embeds the value in both.
+//! Compatibility (reference Appendix A.7): under [`Compat::V0_0_61`] training embeds the factor
+//! *index* and sampling the factor *value*, as the reference does; [`Compat::Fixed`] embeds the
+//! value in both.
 
 use super::config::{from_kwargs, DiffusionConfig};
 use super::embedding::SinusoidalEmbedding;

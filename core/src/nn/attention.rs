@@ -1,4 +1,4 @@
-//! `modules.py::AttentionBase` and `Attention`, audio-diffusion-pytorch 0.0.61 (SPEC §1.3).
+//! `modules.py::AttentionBase` and `Attention`, audio-diffusion-pytorch 0.0.61 (reference §1.3).
 //!
 //! Scaled dot-product attention without mask or position terms; the softmax runs in f32.
 //! There is no residual inside: the caller adds it.

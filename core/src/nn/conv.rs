@@ -1,7 +1,7 @@
 //! `nn.Conv1d` and `nn.ConvTranspose1d` with PyTorch's layouts and padding rules.
 //!
 //! Conv1d weight `[out, in, k]`; ConvTranspose1d weight `[in, out, k]`, output length
-//! `(T-1)*stride - 2*padding + k + output_padding` (SPEC §0).
+//! `(T-1)*stride - 2*padding + k + output_padding` (docs/reference.md §0).
 
 use crate::nn::init::uniform_fan_in;
 use crate::{Error, Result};

@@ -1,4 +1,4 @@
-//! Time embeddings of `modules.py` (audio-diffusion-pytorch 0.0.61, SPEC §1.3):
+//! Time embeddings of `modules.py` (audio-diffusion-pytorch 0.0.61, docs/reference.md §1.3):
 //! `LearnedPositionalEmbedding`, `TimePositionalEmbedding`, `SinusoidalEmbedding`.
 
 use crate::nn::init::NORMAL;

@@ -1,4 +1,4 @@
-//! PyTorch's default parameter initialisation (SPEC §1.14), as candle [`Init`] hints.
+//! PyTorch's default parameter initialisation (docs/reference.md §1.14), as candle [`Init`] hints.
 //!
 //! Conv1d, ConvTranspose1d and Linear weights use Kaiming-uniform with `a = sqrt(5)`, which is
 //! `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`; their biases use the same bound. Norm weights are 1 and

@@ -1,6 +1,7 @@
 //! Blocked attention on the CPU: `softmax(q·kᵀ·scale)·v` computed over blocks of [`GB`] query
 //! rows, so that only `GB x m` scores exist at a time (never the full `n x m` score matrix); the
-//! `AttentionBase` core of `modules.py` (audio-diffusion-pytorch 0.0.61, SPEC §1.3), f32 softmax.
+//! `AttentionBase` core of `modules.py` (audio-diffusion-pytorch 0.0.61, reference §1.3), f32
+//! softmax.
 //!
 //! Per head and block: the scores `q kᵀ` are one product on the convolutions' micro-kernels
 //! ([`super::small_gemm`], keys transposed once per head), each row is normalised in place

@@ -1,7 +1,7 @@
 //! Fused `GroupNorm` → `x·(scale + 1) + shift` → `SiLU`, the front half of `modules.py::ConvBlock1d`
-//! (audio-diffusion-pytorch 0.0.61, SPEC §1.3), as one candle custom op: one pass for the group
-//! statistics (f64 totals of shifted f32 partial sums), one pass that writes `silu(a·x + b)` with
-//! per-(batch, channel) `a`, `b`. The stock composite is about ten full-tensor passes.
+//! (audio-diffusion-pytorch 0.0.61, reference §1.3), as one candle custom op: one pass for the
+//! group statistics (f64 totals of shifted f32 partial sums), one pass that writes `silu(a·x + b)`
+//! with per-(batch, channel) `a`, `b`. The stock composite is about ten full-tensor passes.
 //!
 //! The op is differentiable: its backward is one more fused op (statistics recomputed, then per
 //! row `Σ dz` and `Σ dz·n`, then `dx` in one pass), and the gradients of weight, bias, scale and

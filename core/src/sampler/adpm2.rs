@@ -68,9 +68,9 @@ impl Sampler for ADPM2Sampler {
         Ok(x)
     }
 
-    /// SPEC §3.9: `x = σ₀·N`; per step one fresh source noise `source + σ_i·N`, then per resample:
-    /// merge the noisy source where `mask` is 1, one ADPM2 step, and (except after the last
-    /// resample) re-noise from σ_{i+1} back to σ_i. Returns the source where `mask` is 1.
+    /// reference §3.9: `x = σ₀·N`; per step one fresh source noise `source + σ_i·N`, then per
+    /// resample: merge the noisy source where `mask` is 1, one ADPM2 step, and (except after the
+    /// last resample) re-noise from σ_{i+1} back to σ_i. Returns the source where `mask` is 1.
     fn inpaint(
         &self,
         denoiser: &dyn Denoiser,

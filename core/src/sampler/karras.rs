@@ -1,8 +1,8 @@
 //! `diffusion.py::KarrasSampler` (audio-diffusion-pytorch 0.0.61): EDM Algorithm 2 (Karras et al.
 //! 2022). Under [`Compat::V0_0_61`] it reproduces the reference exactly: the churn noise is drawn
 //! before the denoiser calls even when γ = 0, the loop stops one step early, and the second-order
-//! update is `x̂ + ½(σ_i − σ̂)(d + d')` (SPEC Appendix A.2: with `s_churn = 0` the output is the
-//! scaled start noise). Under [`Compat::Fixed`] it is [`HeunSampler`].
+//! update is `x̂ + ½(σ_i − σ̂)(d + d')` (reference Appendix A.2: with `s_churn = 0` the output is
+//! the scaled start noise). Under [`Compat::Fixed`] it is [`HeunSampler`].
 
 use super::heun::EdmMode;
 use super::{HeunSampler, OnStep, Sampler};

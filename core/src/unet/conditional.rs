@@ -1,6 +1,7 @@
 //! `modules.py::UNetConditional1d`, `FixedEmbedding`, `rand_bool` (audio-diffusion-pytorch 0.0.61,
-//! SPEC §1.13): a UNet1d with a learned "null" embedding, embedding masking and classifier-free
-//! guidance. Guidance runs the conditional and null passes as one batched call of 2B.
+//! reference §1.13): a UNet1d with a learned "null" embedding, embedding masking and
+//! classifier-free guidance. Guidance runs the conditional and null passes as one batched call of
+//! 2B.
 
 use crate::net::{Net, NetInputs};
 use crate::nn::init::NORMAL;

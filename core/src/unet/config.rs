@@ -1,5 +1,5 @@
 //! `UNet1dConfig`: the keyword arguments of `modules.py::UNet1d.__init__` (audio-diffusion-pytorch
-//! 0.0.61, SPEC §1.1), with validation (SPEC §1.12) that names the offending field.
+//! 0.0.61, reference §1.1), with validation (reference §1.12) that names the offending field.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,8 @@ pub const SIZE_LIMITS: [(&str, usize); 10] = [
 
 /// The reference's UNet1d constructor arguments, one field each, same names.
 ///
-/// Fields missing from a JSON config take the `AudioDiffusionModel` defaults (SPEC §4.2), which
-/// are also [`Default`]; `in_channels` defaults to 1.
+/// Fields missing from a JSON config take the `AudioDiffusionModel` defaults (reference §4.2),
+/// which are also [`Default`]; `in_channels` defaults to 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UNet1dConfig {
@@ -89,8 +89,8 @@ impl Default for UNet1dConfig {
 }
 
 impl UNet1dConfig {
-    /// The `AudioDiffusionModel` UNet (`get_default_model_kwargs`, SPEC §4.2): 106,196,500 parameters
-    /// for one channel.
+    /// The `AudioDiffusionModel` UNet (`get_default_model_kwargs`, reference §4.2): 106,196,500
+    /// parameters for one channel.
     pub fn default_model(in_channels: usize) -> Self {
         Self {
             in_channels,
@@ -155,7 +155,7 @@ impl UNet1dConfig {
         self.patch_factor.pow(self.patch_blocks as u32) * self.factors.iter().product::<usize>()
     }
 
-    /// Checks every constraint of SPEC §1.12; the error names the field and says why.
+    /// Checks every constraint of docs/reference.md §1.12; the error names the field and says why.
     pub fn validate(&self) -> Result<()> {
         self.validate_sizes()?;
         let bad = |field: &str, reason: String| Err(Error::config(field, reason));
@@ -467,7 +467,7 @@ mod tests {
         let mut c = base.clone();
         c.resnet_groups = 7;
         assert_eq!(field_of(&c), "resnet_groups");
-        // SPEC §1.12: channels 8 with a transformer at width 16 cannot take GroupNorm(32).
+        // reference §1.12: channels 8 with a transformer at width 16 cannot take GroupNorm(32).
         let mut c = base.clone();
         c.channels = 8;
         c.patch_factor = 2;
@@ -476,7 +476,7 @@ mod tests {
         c.num_blocks = vec![1];
         c.attentions = vec![0, 1];
         assert_eq!(field_of(&c), "attentions");
-        // SPEC §2.3: context_channels [1,0,3] on the small config: 35 channels, 4 groups.
+        // reference §2.3: context_channels [1,0,3] on the small config: 35 channels, 4 groups.
         let mut c = base.clone();
         c.channels = 16;
         c.patch_factor = 2;

@@ -1,5 +1,6 @@
 //! `modules.py::DownsampleBlock1d`, `UpsampleBlock1d`, `BottleneckBlock1d` (audio-diffusion-pytorch
-//! 0.0.61, SPEC §1.4), with their whole constructor surface (MultiEncoder1d and AutoEncoder1d reuse them).
+//! 0.0.61, reference §1.4), with their whole constructor surface (MultiEncoder1d and AutoEncoder1d
+//! reuse them).
 
 use crate::nn::Conv1d;
 use crate::unet::sampling::{downsample1d, Upsample1d};

@@ -1,4 +1,4 @@
-//! The UNet of audio-diffusion-pytorch 0.0.61 (`modules.py`, SPEC §1): config, blocks, levels,
+//! The UNet of audio-diffusion-pytorch 0.0.61 (`modules.py`, reference §1): config, blocks, levels,
 //! transformer, `UNet1d` and `UNetConditional1d`.
 //!
 //! Weights are named after the reference's `state_dict()` keys; a [`candle_nn::VarMap`]-backed

@@ -1,4 +1,5 @@
-//! `modules.py::UNet1d`, audio-diffusion-pytorch 0.0.61 (SPEC §1.5-1.10): the denoising network.
+//! `modules.py::UNet1d`, audio-diffusion-pytorch 0.0.61 (docs/reference.md §1.5-1.10): the
+//! denoising network.
 
 use crate::net::{Net, NetInputs};
 use crate::nn::{Linear, SeqIndex, TimePositionalEmbedding};
@@ -264,7 +265,8 @@ impl UNet1d {
         };
         let ctx0 = self.context_for(0, &inputs.channels_list)?;
         let use_scale = cfg.norm_quantile > 0.0;
-        // 1-3. Level-0 context, mapping, input scale (0.0.61 scales after the concat, SPEC §1.10).
+        // 1-3. Level-0 context, mapping, input scale (0.0.61 scales after the concat,
+        // docs/reference.md §1.10).
         let (mut x, scale) = match (&ctx0, use_scale && !self.compat.is_reference()) {
             (Some(c), true) => {
                 let s = norm_scale(x, cfg.norm_quantile)?;

@@ -1,5 +1,5 @@
 //! `modules.py::PatchBlock`, `UnpatchBlock`, `Patcher`, `Unpatcher` (audio-diffusion-pytorch 0.0.61,
-//! SPEC §0 and §1.3): folding time steps into channels and back.
+//! docs/reference.md §0 and §1.3): folding time steps into channels and back.
 
 use crate::unet::ResnetBlock1d;
 use crate::{Error, Result};

@@ -1,5 +1,5 @@
 //! `modules.py::ConvBlock1d`, `MappingToScaleShift`, `ResnetBlock1d` (audio-diffusion-pytorch
-//! 0.0.61, SPEC §1.3).
+//! 0.0.61, docs/reference.md §1.3).
 
 use crate::nn::{Conv1d, GroupNorm, Linear, SeqIndex};
 use crate::{Error, Result};

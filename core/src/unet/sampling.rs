@@ -1,4 +1,4 @@
-//! `modules.py::Downsample1d` and `Upsample1d` (audio-diffusion-pytorch 0.0.61, SPEC §1.3).
+//! `modules.py::Downsample1d` and `Upsample1d` (audio-diffusion-pytorch 0.0.61, reference §1.3).
 
 use crate::nn::{Conv1d, ConvTranspose1d, SeqIndex};
 use crate::{Error, Result};

@@ -1,5 +1,5 @@
-//! `modules.py::merge_magnitude_channels` (SPEC §1.9) and the `norm_quantile` input scale
-//! (`get_norm_scale`, SPEC §1.10), audio-diffusion-pytorch 0.0.61.
+//! `modules.py::merge_magnitude_channels` (reference §1.9) and the `norm_quantile` input scale
+//! (`get_norm_scale`, docs/reference.md §1.10), audio-diffusion-pytorch 0.0.61.
 
 use crate::{Error, Result};
 use candle_core::{DType, Tensor, D};

@@ -1,4 +1,5 @@
-//! Parameter shapes and counts of a UNet1d config without allocating its weights (SPEC §2.1, §2.5).
+//! Parameter shapes and counts of a UNet1d config without allocating its weights
+//! (docs/reference.md §2.1, §2.5).
 
 use crate::unet::{UNet1d, UNet1dConfig};
 use crate::weights::record_shapes;

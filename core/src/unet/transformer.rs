@@ -1,5 +1,6 @@
 //! `modules.py::FeedForward`, `TransformerBlock`, `Transformer1d` (audio-diffusion-pytorch 0.0.61,
-//! SPEC §1.3), plus the 0.0.70 cross-attention (SPEC §1.8, §5) when built with context features.
+//! reference §1.3), plus the 0.0.70 cross-attention (reference §1.8, §5) when built with context
+//! features.
 
 use crate::nn::{Attention, Conv1d, GroupNorm, Linear, SeqIndex};
 use crate::{Error, Result};

@@ -1,6 +1,6 @@
 //! An auditing VarBuilder backend over a checkpoint's tensors: it records every key the model asks
 //! for and checks its shape, so that after building the model all missing, unexpected and
-//! mis-shaped keys are reported at once (SPEC §2; STYLE rule 10).
+//! mis-shaped keys are reported at once (docs/reference.md §2; STYLE rule 10).
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Shape, Tensor};

@@ -21,7 +21,7 @@ pub fn unet_from_tensors(
 }
 
 /// Loads a UNet1d from a checkpoint file. `prefix`: where the UNet sits (`Some("")` = root,
-/// `Some("unet.")`, ...), or `None` to detect the reference's wrappers (SPEC §2.4).
+/// `Some("unet.")`, ...), or `None` to detect the reference's wrappers (docs/reference.md §2.4).
 pub fn load_unet(
     cfg: &UNet1dConfig,
     path: &Path,

@@ -1,6 +1,6 @@
 //! Weights: open checkpoints (safetensors, PyTorch pickles) by the reference's state-dict names,
-//! resolve wrapper prefixes (SPEC §2.4), build a model through an auditing VarBuilder that reports
-//! every missing / unexpected / mis-shaped key at once, and save to safetensors.
+//! resolve wrapper prefixes (reference §2.4), build a model through an auditing VarBuilder that
+//! reports every missing / unexpected / mis-shaped key at once, and save to safetensors.
 
 pub mod audit;
 pub mod file;

@@ -1,5 +1,5 @@
-//! Wrapper prefixes of reference checkpoints (SPEC §2.4): the model classes hold the UNet twice
-//! (`unet.*` and `diffusion.net.*`), training wrappers add an outer `model.`.
+//! Wrapper prefixes of reference checkpoints (reference §2.4): the model classes hold the UNet
+//! twice (`unet.*` and `diffusion.net.*`), training wrappers add an outer `model.`.
 
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};

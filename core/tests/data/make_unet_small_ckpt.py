@@ -1,5 +1,5 @@
 """Writes unet_small.ckpt: a PyTorch-format (zip + pickle) Lightning-style checkpoint of the
-SPEC 2.2 small UNet with the SPEC 2.7 formula weights, without needing torch installed.
+docs/reference.md §2.2 small UNet with the docs/reference.md §2.7 formula weights, without needing torch installed.
 
 Layout, as torch.save writes it: {"state_dict": {"model.unet.<key>": tensor,
 "model.diffusion.net.<key>": the same tensor (shared storage)}, "epoch": 0}. Run from this folder:

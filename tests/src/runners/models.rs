@@ -2,7 +2,7 @@
 //! `AudioDiffusionModel`, `AudioDiffusionUpsampler`, `AudioDiffusionAutoencoder`,
 //! `AudioDiffusionConditional`, `AutoEncoder1d`, `Variational` and `MultiEncoder1d`, built from the
 //! case's constructor kwargs in the 0.0.61-compatibility mode, the recorded draws replayed in the
-//! reference order (SPEC §3.11).
+//! reference order (docs/reference.md §3.11).
 //!
 //! Every argument of every call and every constructor keyword (nested nodes included) is read
 //! through [`Args`]: one the runner does not pass on fails the case.

@@ -59,8 +59,8 @@ impl Adapter {
 
     /// The conditional model's embedding for a batch of unlabelled audio: zeros
     /// `(batch, embedding_max_length, embedding_features)`. A folder of audio carries no text;
-    /// in 0.0.61 the embedding has no effect on the output (SPEC §1.8) and the null embedding is
-    /// still trained through `embedding_mask_proba`.
+    /// in 0.0.61 the embedding has no effect on the output (docs/reference.md §1.8) and the null
+    /// embedding is still trained through `embedding_mask_proba`.
     fn zero_embedding(m: &AudioDiffusionConditional, x: &Tensor) -> Result<Tensor> {
         let c = m.config();
         Ok(Tensor::zeros(
