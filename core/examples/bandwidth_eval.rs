@@ -9,10 +9,10 @@
 //!
 //! `cargo run --release -p adiff-core --example bandwidth_eval -- DATA_DIR [CUTOFF_HZ] [MAX_CLIPS]`
 
-use adiff_core::audio::baselines::noise_fill;
-use adiff_core::audio::metrics::signal_metrics;
 use adiff_core::audio::read_audio;
 use adiff_core::audio::AudioClip;
+use adiff_core::eval::baselines::noise_fill;
+use adiff_core::eval::metrics::signal_metrics;
 use adiff_core::models::bandext::sinc_down;
 use adiff_core::models::bandext::synth::brickwall_highpass;
 use adiff_core::render::{shipped, RenderOptions, UpsampleTarget};

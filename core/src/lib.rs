@@ -15,6 +15,7 @@ pub mod contain;
 pub mod device;
 pub mod diffusion;
 pub mod error;
+pub mod eval;
 pub mod files;
 pub mod flops;
 pub mod models;

@@ -2,11 +2,12 @@
 //! 121 listed keys and shapes, the §2.7 formula-weights case reproduces the reference output, and
 //! parameter counts match §2.5.
 
+use adiff_core::unet::unet_from_tensors;
 use adiff_core::unet::{
     parameter_count, state_dict_shapes, UNet1d, UNet1dConfig, UNetConditional1d,
     UNetConditional1dConfig,
 };
-use adiff_core::weights::{record_shapes, unet_from_tensors};
+use adiff_core::weights::record_shapes;
 use adiff_core::NetInputs;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -297,7 +298,7 @@ fn pytorch_lightning_checkpoint_loads_by_reference_names() {
     // "model.diffusion.net.*" sharing storage}}, written by data/make_unet_small_ckpt.py.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unet_small.ckpt");
     let d = Device::Cpu;
-    let net = adiff_core::weights::load_unet(&small_config(), &path, None, DType::F32, &d).unwrap();
+    let net = adiff_core::unet::load_unet(&small_config(), &path, None, DType::F32, &d).unwrap();
     let reference =
         unet_from_tensors(&small_config(), formula_weights(DType::F32), DType::F32, &d).unwrap();
     let x = Tensor::arange(0f32, 64.0, &d)

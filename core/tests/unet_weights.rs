@@ -1,10 +1,8 @@
 //! Loading and saving UNet weights: round trip, wrapper prefixes with duplicate-copy checks, and
 //! clear errors for truncated files, missing keys, wrong shapes and leftovers.
 
-use adiff_core::unet::{UNet1d, UNet1dConfig};
-use adiff_core::weights::{
-    load_model, load_unet, read_tensors, save_safetensors, unet_from_tensors,
-};
+use adiff_core::unet::{load_model, load_unet, unet_from_tensors, UNet1d, UNet1dConfig};
+use adiff_core::weights::{read_tensors, save_safetensors};
 use adiff_core::{Error, NetInputs};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};

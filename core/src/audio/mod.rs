@@ -4,10 +4,8 @@
 //! evaluation metrics and spectrogram images.
 
 pub mod bandwidth;
-pub mod baselines;
 pub mod clip;
 pub mod limits;
-pub mod metrics;
 pub mod rate;
 pub mod read;
 pub mod sinc;

@@ -154,6 +154,28 @@ pub fn down_up(x: &Tensor, factor: usize) -> Result<Tensor> {
     upsample(&downsample(x, factor)?, factor)
 }
 
+/// The reference's sinc `upsample` of one channel held in a slice (length `len * factor`).
+pub fn sinc_up(lo: &[f32], factor: usize) -> Result<Vec<f32>> {
+    slice_out(&upsample(&slice_in(lo)?, factor)?)
+}
+
+/// The reference's sinc `downsample` of one channel held in a slice (length `len / factor`).
+pub fn sinc_down(x: &[f32], factor: usize) -> Result<Vec<f32>> {
+    slice_out(&downsample(&slice_in(x)?, factor)?)
+}
+
+fn slice_in(x: &[f32]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(
+        x.to_vec(),
+        (1, 1, x.len()),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+fn slice_out(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

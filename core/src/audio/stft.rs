@@ -1,14 +1,33 @@
-//! Short-time Fourier transform for the evaluation metrics and spectrogram images: periodic Hann
-//! window, centred frames with reflect padding (the conventions of `torch.stft(center=True,
-//! pad_mode="reflect")`), computed in f64 with realfft.
+//! The library's short-time Fourier transform (evaluation metrics, spectrogram images, band
+//! extension): periodic Hann window, centred frames with reflect padding (the conventions of
+//! `torch.stft(center=True, pad_mode="reflect")` / `torch.istft`), computed in f64 with realfft.
 
 use crate::{Error, Result};
+use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
-/// Power spectrogram `|X|^2`: one `Vec` of `n_fft / 2 + 1` bins per frame, `1 + len / hop` frames.
-///
-/// Needs `len > n_fft / 2` (reflect padding cannot reach further than the signal), `n_fft` even.
-pub fn power_spectrogram(x: &[f32], n_fft: usize, hop: usize) -> Result<Vec<Vec<f64>>> {
+/// STFT size of the project's analyses (metrics, band extension), samples.
+pub const N_FFT: usize = 2048;
+/// STFT hop of the project's analyses, samples.
+pub const HOP: usize = 512;
+
+/// The periodic Hann window of `n` samples.
+fn hann(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
+        .collect()
+}
+
+/// Calls `each` with the `n_fft / 2 + 1` complex bins of every centred, reflect-padded,
+/// Hann-windowed frame of `x`, in order (`1 + len / hop` frames): the one frame loop of the
+/// library. Needs `len > n_fft / 2` (reflect padding cannot reach further than the signal) and an
+/// even `n_fft`.
+pub fn for_each_frame(
+    x: &[f32],
+    n_fft: usize,
+    hop: usize,
+    mut each: impl FnMut(&[Complex<f64>]),
+) -> Result<()> {
     if n_fft < 2 || !n_fft.is_multiple_of(2) || hop == 0 {
         return Err(Error::input(
             "stft",
@@ -40,24 +59,85 @@ pub fn power_spectrogram(x: &[f32], n_fft: usize, hop: usize) -> Result<Vec<Vec<
             x[k as usize] as f64
         })
         .collect();
-    let window: Vec<f64> = (0..n_fft)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos())
-        .collect();
+    let window = hann(n_fft);
     let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
     let mut input = fft.make_input_vec();
     let mut spectrum = fft.make_output_vec();
-    let frames = 1 + n / hop;
-    let mut out = Vec::with_capacity(frames);
-    for f in 0..frames {
+    for f in 0..1 + n / hop {
         let s = f * hop;
         for (i, v) in input.iter_mut().enumerate() {
             *v = padded[s + i] * window[i];
         }
         fft.process(&mut input, &mut spectrum)
             .map_err(|e| Error::input("stft", e.to_string()))?;
-        out.push(spectrum.iter().map(|c| c.norm_sqr()).collect());
+        each(&spectrum);
     }
+    Ok(())
+}
+
+/// Power spectrogram `|X|^2`: one `Vec` of `n_fft / 2 + 1` bins per frame, `1 + len / hop` frames.
+///
+/// Needs `len > n_fft / 2` (reflect padding cannot reach further than the signal), `n_fft` even.
+pub fn power_spectrogram(x: &[f32], n_fft: usize, hop: usize) -> Result<Vec<Vec<f64>>> {
+    let mut out = Vec::with_capacity(1 + x.len() / hop.max(1));
+    for_each_frame(x, n_fft, hop, |s| {
+        out.push(s.iter().map(|c| c.norm_sqr()).collect())
+    })?;
     Ok(out)
+}
+
+/// Complex spectrogram: `1 + len / hop` frames of `n_fft / 2 + 1` bins.
+pub fn stft(x: &[f32], n_fft: usize, hop: usize) -> Result<Vec<Vec<Complex<f64>>>> {
+    let mut out = Vec::with_capacity(1 + x.len() / hop.max(1));
+    for_each_frame(x, n_fft, hop, |s| out.push(s.to_vec()))?;
+    Ok(out)
+}
+
+/// Inverse of [`stft`] for a signal of `len` samples: windowed overlap-add divided by the summed
+/// squared window (exact reconstruction of an unmodified spectrogram).
+pub fn istft(spec: &[Vec<Complex<f64>>], n_fft: usize, hop: usize, len: usize) -> Result<Vec<f32>> {
+    if n_fft < 2 || !n_fft.is_multiple_of(2) || hop == 0 {
+        return Err(Error::input(
+            "istft",
+            format!("need an even n_fft >= 2 and hop > 0, got {n_fft} and {hop}"),
+        ));
+    }
+    let (pad, bins) = (n_fft / 2, n_fft / 2 + 1);
+    let w = hann(n_fft);
+    let fft = RealFftPlanner::<f64>::new().plan_fft_inverse(n_fft);
+    let total = (spec.len().saturating_sub(1)) * hop + n_fft;
+    let mut acc = vec![0f64; total.max(len + 2 * pad)];
+    let mut norm = vec![0f64; acc.len()];
+    let mut time = fft.make_output_vec();
+    for (f, frame) in spec.iter().enumerate() {
+        if frame.len() != bins {
+            return Err(Error::input(
+                "istft",
+                format!("a frame of {} bins, expected {bins}", frame.len()),
+            ));
+        }
+        let mut s = frame.clone();
+        // A real signal's DC and Nyquist bins are real.
+        s[0].im = 0.0;
+        s[bins - 1].im = 0.0;
+        fft.process(&mut s, &mut time)
+            .map_err(|e| Error::input("istft", e.to_string()))?;
+        let o = f * hop;
+        for i in 0..n_fft {
+            acc[o + i] += time[i] / n_fft as f64 * w[i];
+            norm[o + i] += w[i] * w[i];
+        }
+    }
+    Ok((0..len)
+        .map(|i| {
+            let d = norm[i + pad];
+            if d > 1e-10 {
+                (acc[i + pad] / d) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use super::ops::{keep_mask, Keep};
 use super::upsample::factor_for;
 use super::*;
-use crate::audio::metrics::signal_metrics;
 use crate::audio::AudioClip;
+use crate::eval::metrics::signal_metrics;
 use crate::models::bandext::sinc_down;
 use crate::models::bandext::synth::brickwall_highpass;
 use crate::models::folder::SamplingDefaults;

@@ -28,6 +28,7 @@
 pub mod conditional;
 pub mod config;
 pub mod levels;
+pub mod load;
 pub mod model;
 pub mod patch;
 pub mod resnet;
@@ -42,6 +43,7 @@ pub use levels::{
     AttentionOptions, BottleneckBlock1d, DownOutput, DownsampleBlock1d, DownsampleBlock1dConfig,
     UpsampleBlock1d, UpsampleBlock1dConfig,
 };
+pub use load::{load_model, load_unet, load_unet_conditional, unet_from_tensors};
 pub use model::UNet1d;
 pub use patch::{patch, unpatch, PatchBlock, Patcher, UnpatchBlock, Unpatcher};
 pub use resnet::{ConvBlock1d, MappingToScaleShift, ResnetBlock1d};

@@ -4,13 +4,11 @@
 
 pub mod audit;
 pub mod file;
-pub mod load;
 pub mod pickle_guard;
 pub mod prefix;
 pub mod record;
 
 pub use audit::{build_audited, WeightAudit};
 pub use file::{read_tensors, save_safetensors};
-pub use load::{load_model, load_unet, load_unet_conditional, unet_from_tensors};
 pub use prefix::{merge_duplicate_copies, select_unet, strip_prefix};
 pub use record::record_shapes;

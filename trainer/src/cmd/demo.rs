@@ -10,8 +10,8 @@
 
 use super::audio::write_before_after;
 use super::speed::time_unet;
-use adiff_core::audio::metrics::clip_metrics;
 use adiff_core::audio::{write_wav, AudioClip, WavEncoding};
+use adiff_core::eval::metrics::clip_metrics;
 use adiff_core::models::bandext::{sinc_down, sinc_up};
 use adiff_core::unet::UNet1dConfig;
 use anyhow::{bail, Context, Result};

@@ -3,9 +3,9 @@
 //! real-time factor), printed and written into docs/models.md; `--fit DIR` first fits a
 //! band-extension upsampler on the training split and saves it there.
 
-use adiff_core::audio::baselines::Baseline;
-use adiff_core::audio::metrics::{clip_metrics, Metrics};
 use adiff_core::audio::{read_audio, resample_clip, AudioClip};
+use adiff_core::eval::baselines::Baseline;
+use adiff_core::eval::metrics::{clip_metrics, Metrics};
 use adiff_core::models::bandext::{sinc_down, BandExtConfig, BandExtension, Fitter};
 use adiff_core::noise::SeededNoise;
 use anyhow::{bail, Context, Result};

@@ -12,7 +12,7 @@ pub mod stft;
 pub mod stream;
 pub mod synth;
 
-use crate::audio::{sinc, AudioClip};
+use crate::audio::AudioClip;
 use crate::noise::NoiseSource;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -210,22 +210,10 @@ pub struct BandExtension {
     regs: BTreeMap<usize, Regression>,
 }
 
-fn mono_tensor(x: &[f32]) -> Result<Tensor> {
-    Ok(Tensor::from_vec(x.to_vec(), (1, 1, x.len()), &Device::Cpu)?)
-}
+pub use crate::audio::sinc::{sinc_down, sinc_up};
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
-/// The reference's sinc `upsample` of one channel.
-pub fn sinc_up(lo: &[f32], factor: usize) -> Result<Vec<f32>> {
-    to_vec(&sinc::upsample(&mono_tensor(lo)?, factor)?)
-}
-
-/// The reference's sinc `downsample` of one channel (length `len / factor`).
-pub fn sinc_down(x: &[f32], factor: usize) -> Result<Vec<f32>> {
-    to_vec(&sinc::downsample(&mono_tensor(x)?, factor)?)
 }
 
 /// Training sums of every factor; feed clips at the model's rate, then [`Fitter::finish`].

@@ -2,7 +2,7 @@
 //! folder round trip.
 
 use super::*;
-use crate::audio::metrics::signal_metrics;
+use crate::eval::metrics::signal_metrics;
 use crate::noise::SeededNoise;
 
 /// Noise with a per-second level pattern and a fixed spectral tilt: its high band is predictable

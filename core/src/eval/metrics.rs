@@ -2,14 +2,11 @@
 //! bins, above and below the input's Nyquist frequency, and SNR. Settings fixed: STFT n_fft 2048,
 //! hop 512, periodic Hann, centred reflect padding, power clamped at 1e-8, log10.
 
-use super::stft::power_spectrogram;
-use super::AudioClip;
+use crate::audio::stft::power_spectrogram;
+use crate::audio::AudioClip;
 use crate::{Error, Result};
 
-/// STFT size of the metrics.
-pub const N_FFT: usize = 2048;
-/// STFT hop of the metrics.
-pub const HOP: usize = 512;
+pub use crate::audio::stft::{HOP, N_FFT};
 /// Floor of the power before the logarithm.
 pub const POWER_FLOOR: f64 = 1e-8;
 
@@ -160,7 +157,7 @@ mod tests {
         use candle_core::{Device, Tensor};
         let x = noise(16384);
         let t = Tensor::from_vec(x.clone(), (1, 1, x.len()), &Device::Cpu).unwrap();
-        let y = super::super::sinc::down_up(&t, 4)
+        let y = crate::audio::sinc::down_up(&t, 4)
             .unwrap()
             .flatten_all()
             .unwrap()

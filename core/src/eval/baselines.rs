@@ -3,7 +3,7 @@
 //! noise fill (sinc upsample plus Gaussian noise above the input's Nyquist frequency, shaped per
 //! STFT frame at the level of the top of the input band).
 
-use super::{resample_clip, AudioClip};
+use crate::audio::{resample_clip, AudioClip};
 use crate::models::bandext::synth::{band_log, brickwall_highpass, hf_bands, shaped_noise};
 use crate::models::bandext::{cut_bin, sinc_up, stft::HOP, stft::N_FFT};
 use crate::noise::NoiseSource;
@@ -110,7 +110,7 @@ pub fn noise_fill(lo: &[f32], factor: usize, noise: &mut dyn NoiseSource) -> Res
     let top = ((cut as f64 * 0.85) as usize).max(2);
     let from = ((cut as f64 * 0.75) as usize).clamp(1, top - 1);
     let bands = hf_bands(cut, 16);
-    let p = super::stft::power_spectrogram(&up, N_FFT, HOP)?;
+    let p = crate::audio::stft::power_spectrogram(&up, N_FFT, HOP)?;
     let target: Vec<Vec<f64>> = p
         .iter()
         .map(|f| {
@@ -130,7 +130,7 @@ pub fn noise_fill(lo: &[f32], factor: usize, noise: &mut dyn NoiseSource) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::metrics::signal_metrics;
+    use crate::eval::metrics::signal_metrics;
     use crate::noise::SeededNoise;
 
     #[test]
@@ -167,7 +167,7 @@ mod tests {
         let lo = crate::models::bandext::sinc_down(&truth, 4).unwrap();
         let nf = noise_fill(&lo, 4, &mut SeededNoise::new(5)).unwrap();
         let sinc = sinc_up(&lo, 4).unwrap();
-        let p = super::super::stft::power_spectrogram(&nf, N_FFT, HOP).unwrap();
+        let p = crate::audio::stft::power_spectrogram(&nf, N_FFT, HOP).unwrap();
         let level = |s: usize| {
             p.iter()
                 .map(|f| band_log(f[s..s + 16].iter().copied(), 16))

@@ -1,6 +1,6 @@
 //! Loading whole models from a checkpoint file or from in-memory tensors, audited.
 
-use crate::unet::{UNet1d, UNet1dConfig, UNetConditional1d, UNetConditional1dConfig};
+use super::{UNet1d, UNet1dConfig, UNetConditional1d, UNetConditional1dConfig};
 use crate::weights::{build_audited, read_tensors, select_unet, strip_prefix};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
