@@ -8,6 +8,7 @@
 //! - [`compat`]: the `0.0.61` compatibility switch for the reference's known bugs.
 //! - [`noise`]: every random draw goes through a [`noise::NoiseSource`] (seeded or replayed).
 //! - [`device`]: picks the CPU or a CUDA device.
+#![forbid(unsafe_code)]
 
 pub mod audio;
 pub mod compat;
@@ -22,7 +23,8 @@ pub mod models;
 pub mod net;
 pub mod nn;
 pub mod noise;
-pub mod ops;
+/// The fast CPU kernels: the `adiff-kernels` crate, which holds all of the library's `unsafe`.
+pub use adiff_kernels as ops;
 pub mod optim;
 pub mod pipeline;
 pub mod render;

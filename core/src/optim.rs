@@ -7,7 +7,6 @@
 //! elsewhere (CUDA, other dtypes) it is the same arithmetic as candle ops. The composite was about
 //! a dozen serial candle ops per variable, each allocating its result: 24 ms of a 570 ms training
 //! step of the small config.
-#![allow(unsafe_code)]
 
 use crate::{Error, Result};
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};

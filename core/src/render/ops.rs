@@ -229,65 +229,8 @@ impl Model {
         let cfg = g.config;
         let sampler = opts.inpainting_sampler(&cfg.sampling, cfg.compat, "continuing")?;
         let window = cfg.window_length;
-        let half = (window / 2).max(1);
-        let frames = match extend {
-            Extend::Spans(n) if (1..=MAX_SPANS).contains(&n) => n * half,
-            Extend::Spans(n) => {
-                return Err(Error::input(
-                    "spans",
-                    format!("must be 1 to {MAX_SPANS}, got {n}"),
-                ))
-            }
-            Extend::Seconds(s) if s.is_finite() && s > 0.0 && s <= limits::MAX_SECONDS => {
-                ((s * cfg.sample_rate as f64).round() as usize).max(1)
-            }
-            Extend::Seconds(s) => {
-                return Err(Error::input(
-                    "length",
-                    format!(
-                        "must be above 0 and at most {:.0} s, got {s}",
-                        limits::MAX_SECONDS
-                    ),
-                ))
-            }
-        };
-        if frames.div_ceil(half) > MAX_SPANS {
-            return Err(Error::input(
-                "length",
-                format!("{frames} samples would take more than {MAX_SPANS} spans"),
-            ));
-        }
-        let total = clip.duration_secs() + frames as f64 / cfg.sample_rate as f64;
-        if total > limits::MAX_SECONDS {
-            return Err(Error::input(
-                "length",
-                format!(
-                    "the continued clip would be {total:.0} s, more than the {:.0} s limit",
-                    limits::MAX_SECONDS
-                ),
-            ));
-        }
-        let r = clip.sample_rate();
-        let n = clip.len();
-        // The continuation's length at the clip's rate: what was asked, exactly.
-        let new_r = match extend {
-            Extend::Seconds(s) => (s * r as f64).round() as usize,
-            Extend::Spans(_) => {
-                (frames as u64 * r as u64).div_ceil(cfg.sample_rate as u64) as usize
-            }
-        };
-        let out_channels = if cfg.channels == 1 {
-            clip.num_channels()
-        } else {
-            cfg.channels
-        };
-        let max = limits::max_frames(r, out_channels);
-        if n + new_r > max {
-            return Err(Error::input(
-                "length",
-                format!("the continued clip would be {} samples x {out_channels} channels; at most {max} frames are held in memory", n + new_r),
-            ));
-        }
+        let (frames, new_r) = continuation_length(cfg, clip, extend)?;
+        let (r, n) = (clip.sample_rate(), clip.len());
         // Only the clip's last window (and an eighth more, beyond the resampler's edge) goes
         // through the network, the stage and the resampling; the rest is the clip itself.
         let context_model = window + window / 8;
@@ -318,16 +261,7 @@ impl Model {
         let base = region.with_channels(tail.num_channels())?;
         let tail = crate::audio::splice::restore_known(&base, &tail, ctx, ctx, seam(r))?;
         let head = clip.slice(0, n - ctx).with_channels(tail.num_channels())?;
-        let chans = head
-            .into_channels()
-            .into_iter()
-            .zip(tail.into_channels())
-            .map(|(mut h, t)| {
-                h.extend_from_slice(&t);
-                h
-            })
-            .collect();
-        AudioClip::new(r, chans)
+        append(head, tail)
     }
 
     /// A variation of `clip` (audio-to-audio, the "init audio" of stable-audio-tools): noised to
@@ -370,6 +304,89 @@ impl Model {
         }
         exact_length(&at_rate(&out, clip.sample_rate())?, clip.len())
     }
+}
+
+/// `head` followed by `tail` (same rate and channels).
+fn append(head: AudioClip, tail: AudioClip) -> Result<AudioClip> {
+    let rate = head.sample_rate();
+    let chans = head
+        .into_channels()
+        .into_iter()
+        .zip(tail.into_channels())
+        .map(|(mut h, t)| {
+            h.extend_from_slice(&t);
+            h
+        })
+        .collect();
+    AudioClip::new(rate, chans)
+}
+
+/// How long a continuation of `clip` by `extend` is: in network samples (whole spans are what
+/// the network makes; it is cut back after), and at the clip's rate (what was asked, exactly);
+/// refused past [`MAX_SPANS`], the length limit or the memory limit.
+fn continuation_length(
+    cfg: &FolderConfig,
+    clip: &AudioClip,
+    extend: Extend,
+) -> Result<(usize, usize)> {
+    let half = (cfg.window_length / 2).max(1);
+    let (rate, r) = (cfg.sample_rate as u64, clip.sample_rate() as u64);
+    let (frames, new_r) = match extend {
+        Extend::Spans(n) if (1..=MAX_SPANS).contains(&n) => {
+            (n * half, ((n * half) as u64 * r).div_ceil(rate) as usize)
+        }
+        Extend::Spans(n) => {
+            return Err(Error::input(
+                "spans",
+                format!("must be 1 to {MAX_SPANS}, got {n}"),
+            ))
+        }
+        Extend::Seconds(s) if s.is_finite() && s > 0.0 && s <= limits::MAX_SECONDS => (
+            ((s * rate as f64).round() as usize).max(1),
+            (s * r as f64).round() as usize,
+        ),
+        Extend::Seconds(s) => {
+            return Err(Error::input(
+                "length",
+                format!(
+                    "must be above 0 and at most {:.0} s, got {s}",
+                    limits::MAX_SECONDS
+                ),
+            ))
+        }
+    };
+    if frames.div_ceil(half) > MAX_SPANS {
+        return Err(Error::input(
+            "length",
+            format!("{frames} samples would take more than {MAX_SPANS} spans"),
+        ));
+    }
+    let total = clip.duration_secs() + frames as f64 / rate as f64;
+    if total > limits::MAX_SECONDS {
+        return Err(Error::input(
+            "length",
+            format!(
+                "the continued clip would be {total:.0} s, more than the {:.0} s limit",
+                limits::MAX_SECONDS
+            ),
+        ));
+    }
+    let channels = if cfg.channels == 1 {
+        clip.num_channels()
+    } else {
+        cfg.channels
+    };
+    let max = limits::max_frames(clip.sample_rate(), channels);
+    if clip.len() + new_r > max {
+        return Err(Error::input(
+            "length",
+            format!(
+                "the continued clip would be {} samples x {channels} channels; at most {max} frames are held in memory",
+                clip.len() + new_r
+            ),
+        ));
+    }
+    Ok((frames, new_r))
 }
 
 /// `job` over windows of `window` input samples with one seeded stream (the command line's and

@@ -158,6 +158,13 @@ impl UNet1dConfig {
     /// Checks every constraint of docs/reference.md §1.12; the error names the field and says why.
     pub fn validate(&self) -> Result<()> {
         self.validate_sizes()?;
+        self.validate_levels()?;
+        self.validate_options()?;
+        self.validate_groups(&self.context_channels_padded())
+    }
+
+    /// The widths and the per-level lists agree with each other.
+    fn validate_levels(&self) -> Result<()> {
         let bad = |field: &str, reason: String| Err(Error::config(field, reason));
         if self.in_channels == 0 {
             return bad("in_channels", "must be at least 1".into());
@@ -203,6 +210,13 @@ impl UNet1dConfig {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// Patching, kernels, normalisation, context and attention options.
+    fn validate_options(&self) -> Result<()> {
+        let bad = |field: &str, reason: String| Err(Error::config(field, reason));
+        let l = self.num_layers();
         if self.patch_blocks == 0 || self.patch_factor == 0 {
             return bad(
                 "patch_blocks",
@@ -246,7 +260,6 @@ impl UNet1dConfig {
                 format!("has {} entries, at most {} levels exist", ctx.len(), l + 1),
             );
         }
-        let ctx = self.context_channels_padded();
         let uses_attention = self.attentions.iter().any(|&a| a > 0);
         if uses_attention
             && (self.attention_heads == 0
@@ -264,7 +277,7 @@ impl UNet1dConfig {
                 "needs context_embedding_features".into(),
             );
         }
-        self.validate_groups(&ctx)
+        Ok(())
     }
 
     /// Bounds every size before anything is allocated from it: each field within [`SIZE_LIMITS`]

@@ -73,65 +73,7 @@ impl UNet1d {
             mapping,
             vb.pp("to_in"),
         )?;
-        let l = cfg.num_layers();
-        let m = &cfg.multipliers;
-        let attention = |n: usize| AttentionOptions {
-            num_blocks: n,
-            heads: cfg.attention_heads,
-            features: cfg.attention_features,
-            multiplier: cfg.attention_multiplier,
-            context_features: cfg.cross_attention_features(),
-        };
-        let dvb = vb.pp("downsamples");
-        let downsamples = (0..l)
-            .map(|i| {
-                let dcfg = DownsampleBlock1dConfig {
-                    in_channels: c * m[i],
-                    out_channels: c * m[i + 1],
-                    factor: cfg.factors[i],
-                    num_groups: cfg.resnet_groups,
-                    num_layers: cfg.num_blocks[i],
-                    kernel_multiplier: cfg.kernel_multiplier_downsample,
-                    use_pre_downsample: true,
-                    use_skip: true,
-                    extract_channels: 0,
-                    context_channels: ctx[i + 1],
-                    attention: attention(cfg.attentions[i]),
-                    mapping_features: mapping,
-                };
-                DownsampleBlock1d::new(&dcfg, dvb.pp(i))
-            })
-            .collect::<Result<_>>()?;
-        let last_attention = cfg.attentions.last().copied().unwrap_or(0);
-        let bottleneck = BottleneckBlock1d::new(
-            c * m[l],
-            cfg.resnet_groups,
-            attention(last_attention),
-            mapping,
-            vb.pp("bottleneck"),
-        )?;
-        let uvb = vb.pp("upsamples");
-        let upsamples = (0..l)
-            .map(|u| {
-                let i = l - 1 - u;
-                let ucfg = UpsampleBlock1dConfig {
-                    in_channels: c * m[i + 1],
-                    out_channels: c * m[i],
-                    factor: cfg.factors[i],
-                    num_layers: cfg.num_blocks[i] + usize::from(cfg.attentions[i] > 0),
-                    num_groups: cfg.resnet_groups,
-                    use_nearest: cfg.use_nearest_upsample,
-                    use_pre_upsample: false,
-                    use_skip: true,
-                    skip_channels: c * m[i + 1],
-                    use_skip_scale: cfg.use_skip_scale,
-                    extract_channels: 0,
-                    attention: attention(cfg.attentions[i]),
-                    mapping_features: mapping,
-                };
-                UpsampleBlock1d::new(&ucfg, uvb.pp(u))
-            })
-            .collect::<Result<_>>()?;
+        let (downsamples, bottleneck, upsamples) = levels(cfg, &ctx, mapping, &vb)?;
         let out = cfg.out_channels() * if cfg.use_magnitude_channels { 2 } else { 1 };
         let to_out = Unpatcher::new(
             c,
@@ -329,4 +271,81 @@ impl Net for UNet1d {
     ) -> Result<Tensor> {
         UNet1d::forward(self, x, Some(time), inputs)
     }
+}
+
+/// A downsampling block per level, the bottleneck, an upsampling block per level.
+type Levels = (
+    Vec<DownsampleBlock1d>,
+    BottleneckBlock1d,
+    Vec<UpsampleBlock1d>,
+);
+
+/// The UNet's levels, in the order they run; `ctx` holds the context channels per level.
+fn levels(
+    cfg: &UNet1dConfig,
+    ctx: &[usize],
+    mapping: Option<usize>,
+    vb: &VarBuilder,
+) -> Result<Levels> {
+    let c = cfg.channels;
+    let l = cfg.num_layers();
+    let m = &cfg.multipliers;
+    let attention = |n: usize| AttentionOptions {
+        num_blocks: n,
+        heads: cfg.attention_heads,
+        features: cfg.attention_features,
+        multiplier: cfg.attention_multiplier,
+        context_features: cfg.cross_attention_features(),
+    };
+    let dvb = vb.pp("downsamples");
+    let downsamples = (0..l)
+        .map(|i| {
+            let dcfg = DownsampleBlock1dConfig {
+                in_channels: c * m[i],
+                out_channels: c * m[i + 1],
+                factor: cfg.factors[i],
+                num_groups: cfg.resnet_groups,
+                num_layers: cfg.num_blocks[i],
+                kernel_multiplier: cfg.kernel_multiplier_downsample,
+                use_pre_downsample: true,
+                use_skip: true,
+                extract_channels: 0,
+                context_channels: ctx[i + 1],
+                attention: attention(cfg.attentions[i]),
+                mapping_features: mapping,
+            };
+            DownsampleBlock1d::new(&dcfg, dvb.pp(i))
+        })
+        .collect::<Result<_>>()?;
+    let last_attention = cfg.attentions.last().copied().unwrap_or(0);
+    let bottleneck = BottleneckBlock1d::new(
+        c * m[l],
+        cfg.resnet_groups,
+        attention(last_attention),
+        mapping,
+        vb.pp("bottleneck"),
+    )?;
+    let uvb = vb.pp("upsamples");
+    let upsamples = (0..l)
+        .map(|u| {
+            let i = l - 1 - u;
+            let ucfg = UpsampleBlock1dConfig {
+                in_channels: c * m[i + 1],
+                out_channels: c * m[i],
+                factor: cfg.factors[i],
+                num_layers: cfg.num_blocks[i] + usize::from(cfg.attentions[i] > 0),
+                num_groups: cfg.resnet_groups,
+                use_nearest: cfg.use_nearest_upsample,
+                use_pre_upsample: false,
+                use_skip: true,
+                skip_channels: c * m[i + 1],
+                use_skip_scale: cfg.use_skip_scale,
+                extract_channels: 0,
+                attention: attention(cfg.attentions[i]),
+                mapping_features: mapping,
+            };
+            UpsampleBlock1d::new(&ucfg, uvb.pp(u))
+        })
+        .collect::<Result<_>>()?;
+    Ok((downsamples, bottleneck, upsamples))
 }

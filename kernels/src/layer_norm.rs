@@ -191,7 +191,7 @@ impl CustomOp3 for LayerNormBwdOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv_tests::{max_abs_diff, rand_tensor};
+    use crate::conv_tests::{max_abs_diff, rand_tensor};
     use candle_core::{DType, Var};
 
     /// Shapes: transformer tokens (many rows of 128), ragged row counts, one feature, 2-D.

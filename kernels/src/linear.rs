@@ -318,7 +318,7 @@ impl CustomOp2 for WeightGradOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv_tests::{max_abs_diff, rand_tensor};
+    use crate::conv_tests::{max_abs_diff, rand_tensor};
     use candle_core::Var;
 
     /// (leading dims, in, out): whole micro-kernel tiles, ragged rows / features, one row, 3-D;

@@ -1,6 +1,6 @@
 //! Runtime choice of the CPU instruction set a kernel runs with (AVX-512, AVX2+FMA or portable Rust).
 //!
-//! Every kernel in [`crate::ops`] takes an explicit [`Isa`]; the public entry points use
+//! Every kernel in [`crate`] takes an explicit [`Isa`]; the public entry points use
 //! [`Isa::detect`], which picks the best the CPU supports, capped by the environment variable
 //! `ADIFF_KERNELS` (`portable`, `avx2` or `avx512`). Tests pass each runnable `Isa` explicitly, so
 //! the portable fallback is exercised on every machine without a process-wide switch.
@@ -85,7 +85,7 @@ impl Isa {
 macro_rules! per_isa {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
         $(#[$meta])*
-        $vis fn $name(isa: $crate::ops::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name(isa: $crate::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
@@ -99,9 +99,9 @@ macro_rules! per_isa {
             match isa {
                 // SAFETY: each copy runs only where `is_supported` found its features.
                 #[cfg(target_arch = "x86_64")]
-                $crate::ops::isa::Isa::Avx512 if isa.is_supported() => unsafe { avx512($($arg),*) },
+                $crate::isa::Isa::Avx512 if isa.is_supported() => unsafe { avx512($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                $crate::ops::isa::Isa::Avx2 if isa.is_supported() => unsafe { avx2($($arg),*) },
+                $crate::isa::Isa::Avx2 if isa.is_supported() => unsafe { avx2($($arg),*) },
                 _ => $body($($arg),*),
             }
         }

@@ -474,7 +474,7 @@ fn lane_sum(x: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv_tests::{max_abs_diff, rand_tensor};
+    use crate::conv_tests::{max_abs_diff, rand_tensor};
     use candle_core::Var;
 
     #[test]

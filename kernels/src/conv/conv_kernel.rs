@@ -1,7 +1,7 @@
 //! Register-blocked direct convolution in "tap list" form, with AVX-512, AVX2+FMA and portable
 //! micro-kernels and a cache-blocked parallel driver (no im2col: inputs are read in place).
 //!
-//! Every convolution in [`crate::ops`] is reduced to one computation:
+//! Every convolution in [`crate`] is reduced to one computation:
 //! `y[b, o, t] = bias[o] + Σ_j w[o, j] · x[b][off[j] + t]` for `t < t_out`,
 //! where `x[b]` is one flat buffer per batch item (padded rows laid end to end) and `off[j]` is where
 //! tap `j` (an input row and a shift) starts. A strided convolution becomes this form after a

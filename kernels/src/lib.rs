@@ -15,13 +15,15 @@
 //!
 //! Every entry point falls back to the stock candle op for non-CPU devices and non-f32 dtypes,
 //! and everywhere when `ADIFF_KERNELS=stock`.
+//!
+//! This crate holds all of the workspace library's `unsafe` (SIMD intrinsics, disjoint parallel
+//! writes), each block with its SAFETY reasoning, behind safe functions; `adiff-core` re-exports
+//! it as `adiff_core::ops` and forbids `unsafe`. Comments cite the reference's behaviour as
+//! "reference §N", a section of `docs/reference.md` at the workspace root.
 
 pub mod attention;
 pub mod concat;
-pub mod conv1d;
-mod conv_kernel;
-pub mod conv_transpose1d;
-mod conv_wgrad;
+pub mod conv;
 pub mod gelu;
 pub mod group_norm;
 pub mod isa;
@@ -29,28 +31,27 @@ pub mod layer_norm;
 pub mod linear;
 mod small_gemm;
 mod vec_math;
-mod winograd;
 
 #[cfg(test)]
-mod conv_tests;
-#[cfg(test)]
 mod group_norm_tests;
+
+// The shared convolution kernels by their crate-root paths, for the other ops that run on them.
+pub(crate) use conv::conv_kernel;
 #[cfg(test)]
-mod winograd_tests;
+pub(crate) use conv::conv_tests;
 
 pub use attention::{attention, attention_stock, attention_with};
 pub use concat::{cat_scaled, cat_scaled_stock};
-pub use conv1d::{conv1d, conv1d_stock, conv1d_with};
-pub use conv_transpose1d::{
-    conv_transpose1d, conv_transpose1d_cached, conv_transpose1d_stock, conv_transpose1d_with,
-    PhaseKernelCache,
+pub use conv::{
+    conv1d, conv1d_stock, conv1d_with, conv_transpose1d, conv_transpose1d_cached,
+    conv_transpose1d_stock, conv_transpose1d_with, PhaseKernelCache,
 };
 pub use gelu::{gelu_erf, gelu_erf_with};
 pub use group_norm::{group_norm_scale_shift_silu, group_norm_stock, GroupNormArgs};
 pub use isa::Isa;
 pub use layer_norm::{layer_norm, layer_norm_stock};
 pub use linear::{linear, linear_stock, linear_with};
-pub(crate) use vec_math::par_chunks_mut;
+pub use vec_math::par_chunks_mut;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 use std::borrow::Cow;
@@ -111,7 +112,7 @@ pub(crate) fn storage_like(like: &CpuStorage, y: Vec<f32>) -> CpuStorage {
 }
 
 /// The contiguous f32 values of a CPU storage under `layout`.
-pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub fn f32_slice<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),

@@ -288,11 +288,7 @@ pub(crate) fn par_collect(
 
 /// Calls `f(i, chunk_i)` for the `chunk`-long pieces of `data` (the last one may be shorter),
 /// spread over candle's CPU thread pool.
-pub(crate) fn par_chunks_mut<T: Send>(
-    data: &mut [T],
-    chunk: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
+pub fn par_chunks_mut<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let (len, chunk) = (data.len(), chunk.max(1));
     let n = len.div_ceil(chunk);
     let base = ChunkPtr(data.as_mut_ptr());

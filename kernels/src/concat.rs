@@ -90,7 +90,7 @@ impl CustomOp2 for CatScaled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv_tests::{max_abs_diff, rand_tensor};
+    use crate::conv_tests::{max_abs_diff, rand_tensor};
     use candle_core::Var;
 
     #[test]

@@ -136,7 +136,7 @@ impl CustomOp2 for GeluGradOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::conv_tests::{max_abs_diff, rand_tensor};
+    use crate::conv_tests::{max_abs_diff, rand_tensor};
     use candle_core::{DType, Var};
 
     #[test]
