@@ -7,16 +7,16 @@ use adiff_core::render::{shipped, Model, RenderOptions, ScheduleKind};
 use adiff_core::sampler::SamplerKind;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-/// `--sampler`: the names of [`SamplerKind`], the one sampler list.
+/// `--sampler`: the names of [`SamplerKind`], the one sampler list, each with its line of help.
 fn sampler_parser() -> impl TypedValueParser<Value = SamplerKind> {
-    PossibleValuesParser::new(SamplerKind::ALL.map(SamplerKind::name))
-        .try_map(|s| s.parse::<SamplerKind>())
+    let values = SamplerKind::ALL.map(|k| PossibleValue::new(k.name()).help(k.about()));
+    PossibleValuesParser::new(values).try_map(|s| s.parse::<SamplerKind>())
 }
 
 /// `--schedule`: the names of [`ScheduleKind`].
@@ -209,6 +209,41 @@ pub fn check_out_rate(rate: Option<u32>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The arguments of a command that takes a clip and writes a clip with a generator model
+/// (`inpaint`, `continue`, `vary`).
+#[derive(Debug, Clone, Args)]
+pub struct ClipArgs {
+    /// Input audio (WAV, FLAC, MP3, OGG, ...).
+    pub input: PathBuf,
+    /// Output WAV file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Model folder of a generator (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the output at this rate instead, 1000 to 384000 Hz (default: the input's rate).
+    #[arg(long)]
+    pub out_rate: Option<u32>,
+    #[command(flatten)]
+    pub input_check: InputArgs,
+}
+
+impl ClipArgs {
+    /// Checks the output path and `--out-rate` before anything runs, then reads the input.
+    pub fn read(&self) -> Result<adiff_core::audio::AudioClip> {
+        check_output(Some(&self.input), &self.output)?;
+        check_out_rate(self.out_rate)?;
+        super::audio::read_input(&self.input, self.input_check.repair_samples)
+    }
+
+    /// Writes `clip` (at `--out-rate` when given) and says so.
+    pub fn write(&self, clip: &adiff_core::audio::AudioClip) -> Result<()> {
+        let written = super::audio::write_output(&self.output, clip, self.out_rate)?;
+        report_written(&self.output, &written);
+        Ok(())
+    }
 }
 
 /// How a command treats bad samples in its input audio.
