@@ -1,8 +1,9 @@
 //! Autoencoder latents: audio to a latent and back by sampling, and the latent file.
 
-use super::layout::{at_rate, from_model, to_model, Layout};
+use super::layout::{from_model, to_model, Layout};
 use super::ops::windowed;
 use super::{Inner, Model, OnProgress, RenderOptions};
+use crate::audio::resample_clip;
 use crate::audio::{limits, AudioClip};
 use crate::models::folder::FolderConfig;
 use crate::models::{AnyModel, AudioDiffusionAutoencoder};
@@ -137,7 +138,7 @@ impl Model {
     pub fn encode(&self, clip: &AudioClip, opts: &RenderOptions) -> Result<Latent> {
         let (cfg, m) = self.autoencoder("encoding")?;
         opts.refuse_guidance()?;
-        let at_model = at_rate(clip, cfg.sample_rate)?;
+        let at_model = resample_clip(clip, cfg.sample_rate)?;
         let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
         let unit = lcm(m.config().unet.total_factor(), m.factor());
         let len = x.dim(2)?;

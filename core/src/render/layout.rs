@@ -1,6 +1,6 @@
 //! Clips in and out of a network: channel layout, rates and lengths.
 
-use crate::audio::{resample_clip, AudioClip};
+use crate::audio::AudioClip;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 
@@ -49,11 +49,6 @@ pub(crate) fn from_model(y: &Tensor, layout: Layout, rate: u32) -> Result<AudioC
             format!("unexpected shape {:?}", y.dims()),
         )),
     }
-}
-
-/// The clip at `rate` (a copy when it already is).
-pub(crate) fn at_rate(clip: &AudioClip, rate: u32) -> Result<AudioClip> {
-    resample_clip(clip, rate)
 }
 
 /// Crossfade length where generated audio meets restored input: 10 ms at `rate`.

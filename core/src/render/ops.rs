@@ -1,7 +1,8 @@
 //! Generation, inpainting, continuation and variation.
 
-use super::layout::{at_rate, check_finite, exact_length, from_model, seam, splice, to_model};
+use super::layout::{check_finite, exact_length, from_model, seam, splice, to_model};
 use super::{Inner, Model, OnProgress, RenderOptions};
+use crate::audio::resample_clip;
 use crate::audio::splice::restore_mask;
 use crate::audio::{limits, AudioClip};
 use crate::models::bandext::stage::Stage;
@@ -165,7 +166,7 @@ impl Model {
             a_in.saturating_sub(context),
             (b_in + context).min(clip.len()),
         );
-        let region = at_rate(&clip.slice(lo, hi - lo), cfg.sample_rate)?;
+        let region = resample_clip(&clip.slice(lo, hi - lo), cfg.sample_rate)?;
         // A network sample is regenerated when any clip sample within its period is.
         let (rm, ri) = (cfg.sample_rate as u64, r_in as u64);
         let region_keep = &keep[lo..hi];
@@ -205,7 +206,7 @@ impl Model {
         if let Some(stage) = g.stage {
             out = stage.apply(&out, &mut noise)?;
         }
-        let out = exact_length(&at_rate(&out, r_in)?, hi - lo)?;
+        let out = exact_length(&resample_clip(&out, r_in)?, hi - lo)?;
         let base = clip.with_channels(out.num_channels())?;
         let generated = splice(&base, &out, lo)?;
         restore_mask(&base, &generated, &keep, seam(r_in))
@@ -238,7 +239,7 @@ impl Model {
             .max(seam(r))
             .min(n);
         let region = clip.slice(n - ctx, ctx);
-        let at_model = at_rate(&region, cfg.sample_rate)?;
+        let at_model = resample_clip(&region, cfg.sample_rate)?;
         let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
         let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
         let mut noise = SeededNoise::new(opts.seed);
@@ -257,7 +258,7 @@ impl Model {
         if let Some(stage) = g.stage {
             out = stage.apply(&out, &mut noise)?;
         }
-        let tail = exact_length(&at_rate(&out, r)?, ctx + new_r)?;
+        let tail = exact_length(&resample_clip(&out, r)?, ctx + new_r)?;
         let base = region.with_channels(tail.num_channels())?;
         let tail = crate::audio::splice::restore_known(&base, &tail, ctx, ctx, seam(r))?;
         let head = clip.slice(0, n - ctx).with_channels(tail.num_channels())?;
@@ -286,7 +287,7 @@ impl Model {
             ));
         }
         let cfg = g.config;
-        let at_model = at_rate(clip, cfg.sample_rate)?;
+        let at_model = resample_clip(clip, cfg.sample_rate)?;
         let (x, layout) = to_model(&at_model, cfg.channels, &self.device)?;
         let unit = g.model.config().unet.total_factor();
         let len = x.dim(2)?;
@@ -302,7 +303,7 @@ impl Model {
         if let Some(stage) = g.stage {
             out = stage.apply(&out, &mut noise)?;
         }
-        exact_length(&at_rate(&out, clip.sample_rate())?, clip.len())
+        exact_length(&resample_clip(&out, clip.sample_rate())?, clip.len())
     }
 }
 

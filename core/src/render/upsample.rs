@@ -1,12 +1,13 @@
 //! Upsampling: to a higher rate by a factor, or at the clip's own rate, restoring the band above
 //! where its content ends (measured, or given).
 
-use super::layout::{at_rate, check_finite, exact_length, from_model, to_model};
+use super::layout::{check_finite, exact_length, from_model, to_model};
 use super::ops::windowed;
 use super::{checkpoint, Inner, Model, OnProgress, RenderOptions};
 use crate::audio::bandwidth::{self, Bandwidth};
+use crate::audio::resample_clip;
 use crate::audio::{limits, AudioClip};
-use crate::models::bandext::stream::{chunking, process_chunks, upsample_streaming};
+use crate::models::bandext::stream::{append_block, chunking, process_chunks, upsample_streaming};
 use crate::models::bandext::synth::brickwall_highpass;
 use crate::models::bandext::{sinc_down, BandExtension};
 use crate::models::folder::FolderConfig;
@@ -252,9 +253,7 @@ impl Model {
         plan.check_size(clip.len(), false)?;
         let mut chans = vec![Vec::new(); plan.out_channels];
         self.upsample_into(clip, &plan, opts, on, &mut |block| {
-            for (c, b) in chans.iter_mut().zip(block) {
-                c.extend_from_slice(b);
-            }
+            append_block(&mut chans, block);
             Ok(())
         })?;
         Ok((AudioClip::new(plan.out_rate, chans)?, plan))
@@ -349,7 +348,7 @@ impl Model {
         on: OnProgress<'_>,
     ) -> Result<AudioClip> {
         let k = plan.factor;
-        let low = at_rate(clip, cfg.sample_rate / k as u32)?;
+        let low = resample_clip(clip, cfg.sample_rate / k as u32)?;
         let (x, layout) = to_model(&low, cfg.channels, &self.device)?;
         let sampling = opts.sampling(&cfg.sampling, cfg.compat)?;
         let window = (cfg.window_length / k).max(1);
@@ -359,7 +358,7 @@ impl Model {
         let out = from_model(&y, layout, cfg.sample_rate)?;
         check_finite(&out, &self.name)?;
         let out = exact_length(
-            &at_rate(&out, plan.out_rate)?,
+            &resample_clip(&out, plan.out_rate)?,
             clip.len() * plan.out_rate as usize / clip.sample_rate() as usize,
         )?;
         match plan.cutoff_hz {

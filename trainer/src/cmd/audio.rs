@@ -21,11 +21,6 @@ pub fn read_input(path: &Path, repair: bool) -> Result<AudioClip> {
     Ok(clip)
 }
 
-/// The clip at `rate` (unchanged when it already is).
-pub fn at_rate(clip: &AudioClip, rate: u32) -> Result<AudioClip> {
-    Ok(resample_clip(clip, rate)?)
-}
-
 /// Writes `clip` as a 32-bit float WAV, resampled to `out_rate` when given; a clip with a
 /// non-finite sample is refused (nothing is written).
 pub fn write_output(path: &Path, clip: &AudioClip, out_rate: Option<u32>) -> Result<AudioClip> {
@@ -36,7 +31,7 @@ pub fn write_output(path: &Path, clip: &AudioClip, out_rate: Option<u32>) -> Res
         );
     }
     let clip = match out_rate {
-        Some(r) if r != clip.sample_rate() => at_rate(clip, r)?,
+        Some(r) if r != clip.sample_rate() => resample_clip(clip, r)?,
         _ => clip.clone(),
     };
     write_wav(path, &clip, WavEncoding::Float32)?;
@@ -45,7 +40,7 @@ pub fn write_output(path: &Path, clip: &AudioClip, out_rate: Option<u32>) -> Res
 
 /// A before/after spectrogram PNG: `input` brought to `output`'s rate (top), `output` (bottom).
 pub fn write_before_after(png: &Path, input: &AudioClip, output: &AudioClip) -> Result<()> {
-    let before = at_rate(input, output.sample_rate())?.with_channels(1)?;
+    let before = resample_clip(input, output.sample_rate())?.with_channels(1)?;
     let after = output.with_channels(1)?;
     write_spectrogram_png(png, &[&before.channels()[0], &after.channels()[0]])
         .context("writing the spectrogram")?;

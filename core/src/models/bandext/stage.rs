@@ -71,9 +71,7 @@ impl Stage {
             .ok_or_else(|| Error::input("band_extension.factor", "rate overflow"))?;
         let mut chans = vec![Vec::with_capacity(clip.len() * self.factor); clip.num_channels()];
         super::stream::upsample_streaming(&self.model, clip, self.factor, noise, &mut |block| {
-            for (c, b) in chans.iter_mut().zip(block) {
-                c.extend_from_slice(b);
-            }
+            super::stream::append_block(&mut chans, block);
             Ok(())
         })?;
         AudioClip::new(rate, chans)

@@ -53,6 +53,14 @@ pub fn upsample_streaming(
     )
 }
 
+/// Appends a block of planar frames (one slice per channel) to `channels`: how a caller keeps
+/// what [`upsample_streaming`] or [`process_chunks`] hands out.
+pub fn append_block(channels: &mut [Vec<f32>], block: &[&[f32]]) {
+    for (c, b) in channels.iter_mut().zip(block) {
+        c.extend_from_slice(b);
+    }
+}
+
 /// What [`process_chunks`] runs on each chunk: one slice per channel in, one vector per channel
 /// out.
 pub type ChunkJob<'a> = dyn FnMut(&[&[f32]]) -> Result<Vec<Vec<f32>>> + 'a;
@@ -131,9 +139,7 @@ mod tests {
         let mut out = vec![Vec::new(); clip.num_channels()];
         let mut noise = SeededNoise::new(seed);
         upsample_streaming(model, clip, k, &mut noise, &mut |block| {
-            for (o, b) in out.iter_mut().zip(block) {
-                o.extend_from_slice(b);
-            }
+            append_block(&mut out, block);
             Ok(())
         })
         .unwrap();
